@@ -1,0 +1,132 @@
+# safetalk - one plain Makefile.  See README.md; `make check` and `make demo`
+# install missing Debian packages themselves (contrib/deps.sh).
+
+PREFIX   ?= /usr/local
+BINDIR_I ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+DESTDIR  ?=
+CC       ?= cc
+PKG_CONFIG ?= pkg-config
+
+PKGS     = openssl libargon2 libcurl jansson libmicrohttpd sqlite3
+CFLAGS   ?= -O2 -g
+WARN     = -Wall -Wextra -Wshadow -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+ifeq ($(SANITIZE),1)
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+B        = build-san
+else
+SANFLAGS =
+B        = build
+endif
+BIN      = $(if $(filter 1,$(SANITIZE)),$(B)/bin,bin)
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) \
+             $(SANFLAGS) -Ilibst $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+LIBS     = $(PKG_LIBS)
+
+LIBST_SRC = $(wildcard libst/*.c)
+LIBST_OBJ = $(LIBST_SRC:%.c=$(B)/%.o)
+LIBST     = $(B)/libst.a
+
+CMDS      = $(patsubst cmd/%.c,%,$(wildcard cmd/st-*.c))
+SERVER_SRC = $(filter-out server/st-relay.c,$(wildcard server/*.c))
+SERVER_OBJ = $(SERVER_SRC:%.c=$(B)/%.o)
+RELAY     = $(if $(wildcard server/st-relay.c),$(BIN)/st-relay)
+PROGS     = $(CMDS:%=$(BIN)/%) $(RELAY)
+
+UNIT_SRC  = $(wildcard tests/unit/test_*.c)
+UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+TOOL_SRC  = $(wildcard tests/tools/*.c)
+TOOL_BIN  = $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
+
+MAN1 = $(wildcard doc/*.1)
+MAN5 = $(wildcard doc/*.5)
+MAN7 = $(wildcard doc/*.7)
+MAN8 = $(wildcard doc/*.8)
+
+.PHONY: all check check-run test-build deps deps-if-missing install uninstall \
+        clean demo bench fuzz
+.DEFAULT_GOAL := all
+
+all: $(PROGS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBST): $(LIBST_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN)/st-relay: $(B)/server/st-relay.o $(SERVER_OBJ) $(LIBST)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BIN)/st-%: $(B)/cmd/st-%.o $(LIBST)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(LIBST)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+
+# test tools may inflate compressed vectors: zlib is a test-only dependency
+$(B)/tests/%: $(B)/tests/tools/%.o $(LIBST)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lz
+
+test-build: $(PROGS) $(UNIT_BIN) $(TOOL_BIN)
+
+# Install what is missing, then build with -Werror and run every suite in a
+# fresh make (so pkg-config sees the packages just installed).
+check: deps-if-missing
+	@$(MAKE) --no-print-directory WERROR=1 check-run
+
+check-run: test-build
+	@ST_BUILD=$(B) ST_BIN=$(CURDIR)/$(BIN) tests/run.sh
+
+deps:
+	contrib/deps.sh
+
+deps-if-missing:
+	@contrib/deps.sh --if-missing
+
+demo: deps-if-missing
+	@$(MAKE) --no-print-directory all
+	@contrib/demo.sh
+
+bench: deps-if-missing
+	@$(MAKE) --no-print-directory all $(TOOL_BIN)
+	@for b in tests/bench/*.sh; do [ -e "$$b" ] && ST_BIN=$(CURDIR)/$(BIN) sh "$$b"; done; true
+
+fuzz: deps-if-missing
+	@tests/fuzz/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR_I) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR_I)
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1)
+	$(if $(MAN5),install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5)
+	$(if $(MAN7),install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7)
+	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8)
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR_I)/,$(notdir $(PROGS)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man7/,$(notdir $(MAN7)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+
+clean:
+	rm -rf build build-san bin
+
+-include $(shell find build build-san -name '*.d' 2>/dev/null)

@@ -1,0 +1,38 @@
+#!/bin/sh
+# deps.sh - install the Debian packages safetalk builds and tests with.
+# With --if-missing, do nothing unless pkg-config or command -v finds
+# something missing.  Uses sudo when not root.
+set -eu
+
+PKGS="build-essential pkg-config libssl-dev libargon2-dev libcurl4-openssl-dev
+libjansson-dev libmicrohttpd-dev libsqlite3-dev libcmocka-dev zlib1g-dev
+bats age expect curl"
+
+missing() {
+	command -v cc >/dev/null 2>&1 || return 0
+	command -v pkg-config >/dev/null 2>&1 || return 0
+	pkg-config --exists openssl libargon2 libcurl jansson libmicrohttpd \
+	    sqlite3 cmocka zlib 2>/dev/null || return 0
+	for c in bats age expect curl; do
+		command -v "$c" >/dev/null 2>&1 || return 0
+	done
+	return 1
+}
+
+if [ "${1:-}" = "--if-missing" ] && ! missing; then
+	exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO=sudo
+else
+	echo "deps.sh: not root and no sudo; install: $PKGS" >&2
+	exit 78
+fi
+
+echo "deps.sh: installing Debian packages: $(echo $PKGS)" >&2
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $PKGS >&2

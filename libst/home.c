@@ -1,0 +1,117 @@
+/*
+ * home.c - the state directory ($ST_HOME, default ~/.safetalk, mode 0700),
+ * its writer lock, and the JSON config file inside it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "st.h"
+
+#define CONFIG_MAX (64 * 1024)
+
+const char *st_home(void)
+{
+	static char *home;
+	const char *h;
+
+	if (home)
+		return home;
+	h = getenv("ST_HOME");
+	if (h && *h) {
+		home = st_strdup(h);
+		return home;
+	}
+	h = getenv("HOME");
+	if (!h || !*h) {
+		st_error(ST_EX_CONFIG, "neither ST_HOME nor HOME is set");
+		return NULL;
+	}
+	home = st_path_join(h, ".safetalk");
+	return home;
+}
+
+int st_home_ensure(void)
+{
+	const char *h = st_home();
+	struct stat st;
+
+	if (!h)
+		return -1;
+	if (st_mkdir(h, 0700) < 0)
+		return -1;
+	if (stat(h, &st) < 0)
+		return st_error(ST_EX_CANTCREAT, "cannot stat %s:", h);
+	/* a group- or world-readable home would expose every secret */
+	if ((st.st_mode & 077) && chmod(h, 0700) < 0)
+		return st_error(ST_EX_CANTCREAT, "cannot chmod %s:", h);
+	return 0;
+}
+
+char *st_home_path(const char *name)
+{
+	const char *h = st_home();
+
+	return h ? st_path_join(h, name) : NULL;
+}
+
+int st_home_lock(int timeout_ms)
+{
+	char *p;
+	int fd;
+
+	if (st_home_ensure() < 0)
+		return -1;
+	p = st_home_path("lock");
+	fd = st_lock(p, timeout_ms);
+	free(p);
+	return fd;
+}
+
+struct st_json *st_config_load(void)
+{
+	unsigned char *buf;
+	size_t len;
+	struct st_json *j;
+	char *p = st_home_path("config");
+
+	if (!p)
+		return NULL;
+	if (st_read_file(p, CONFIG_MAX, &buf, &len) < 0) {
+		if (errno == ENOENT) {
+			free(p);
+			st_error_clear();
+			return st_json_object();
+		}
+		free(p);
+		return NULL;
+	}
+	j = st_json_parse((char *)buf, len, CONFIG_MAX, p);
+	free(buf);
+	if (!j || !st_json_is_object(j)) {
+		if (j)
+			st_error(ST_EX_CONFIG, "%s is not a JSON object", p);
+		st_json_free(j);
+		st_error(ST_EX_CONFIG, "bad config %s", p);
+		free(p);
+		return NULL;
+	}
+	free(p);
+	return j;
+}
+
+int st_config_save(const struct st_json *cfg)
+{
+	char *p, *s;
+	int rc;
+
+	if (st_home_ensure() < 0)
+		return -1;
+	p = st_home_path("config");
+	s = st_json_dump(cfg);
+	rc = st_write_atomic(p, s, strlen(s), 0600);
+	free(s);
+	free(p);
+	return rc;
+}

@@ -1,0 +1,352 @@
+/*
+ * st.h - the one header safetalk commands include.
+ *
+ * Adding a command (the checklist):
+ *   1. cmd/st-NAME.c: usage(), main(), a few statics; the work is calls here.
+ *   2. Makefile: add st-NAME to CMDS.
+ *   3. doc/st-NAME.1: mdoc man page with the shared EXIT STATUS table.
+ *   4. tests/st-NAME.bats: BATS tests against the built command.
+ *   5. doc/st.7: an entry in the overview.
+ *
+ * Conventions: functions return 0 (or a pointer) on success and -1 (or NULL)
+ * on failure, after recording a message and an exit class with st_error().
+ * Nothing here prints or exits.  No OpenSSL or Jansson types appear here.
+ */
+#ifndef ST_H
+#define ST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdarg.h>
+
+#define ST_VERSION "0.1.0"
+
+/* ---- err.c: error recording and the exit-code table (SPEC §2) ---- */
+
+enum st_exit {
+	ST_EX_OK = 0,
+	ST_EX_NO = 1,           /* a clean "no" */
+	ST_EX_USAGE = 64,       /* bad command line */
+	ST_EX_DATAERR = 65,     /* malformed input, failed authentication */
+	ST_EX_NOINPUT = 66,     /* a named input or local key is missing */
+	ST_EX_IDENTITY = 67,    /* a peer's identity changed or is untrusted */
+	ST_EX_UNAVAILABLE = 69, /* relay unreachable or 5xx */
+	ST_EX_CANTCREAT = 73,   /* cannot write output or state */
+	ST_EX_TEMPFAIL = 75,    /* retry later */
+	ST_EX_NOPERM = 77,      /* not logged in, forbidden, bad password */
+	ST_EX_CONFIG = 78,      /* missing or bad configuration */
+};
+
+/*
+ * Record an error message and its exit class; always returns -1 so library
+ * code can say `return st_error(...)`.  A format ending in ':' gets
+ * ": strerror(errno)" appended.
+ */
+int st_error(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Like st_error() but prefixes the existing message: "ctx: old message". */
+int st_error_ctx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The last recorded message ("" when none) and exit class (1 when none). */
+const char *st_errmsg(void);
+int st_errcode(void);
+/* Forget the last error. */
+void st_error_clear(void);
+/* The program name used by st_die()/st_warn() (set once from argv[0]). */
+void st_setprogname(const char *argv0);
+const char *st_progname(void);
+/* Print "prog: message" to stderr and exit with code. */
+void st_die(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+/* Print "prog: message" to stderr. */
+void st_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- mem.c: checked allocation and secret buffers ---- */
+
+/* Allocation that cannot fail: on exhaustion the process aborts with a
+ * message (exit 73 is meaningless for OOM; we abort). */
+void *st_malloc(size_t n);
+void *st_calloc(size_t n, size_t size);
+void *st_realloc(void *p, size_t n);
+char *st_strdup(const char *s);
+char *st_strndup(const char *s, size_t n);
+/* Wipe n bytes at p (OPENSSL_cleanse). */
+void st_wipe(void *p, size_t n);
+/* Wipe then free a buffer of n bytes; a NULL p is fine. */
+void st_free_secret(void *p, size_t n);
+/* Wipe the string (strlen) then free; NULL is fine. */
+void st_free_str_secret(char *s);
+/* Constant-time comparison: 0 when equal. */
+int st_memeq_ct(const void *a, const void *b, size_t n);
+
+/*
+ * A growable byte buffer.  When .secret is set, every reallocation and the
+ * final free wipe the old storage.
+ */
+struct st_buf {
+	unsigned char *data;
+	size_t len, cap;
+	int secret;
+};
+void st_buf_init(struct st_buf *b, int secret);
+void st_buf_reserve(struct st_buf *b, size_t extra);
+void st_buf_append(struct st_buf *b, const void *p, size_t n);
+void st_buf_appendc(struct st_buf *b, unsigned char c);
+void st_buf_appendf(struct st_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Keep data NUL-terminated after len (not counted) for string use. */
+const char *st_buf_cstr(struct st_buf *b);
+void st_buf_free(struct st_buf *b);
+
+/* ---- io.c: files, atomic writes, locks ---- */
+
+/*
+ * Read all of fd into *out (caller frees with free() or st_free_secret()),
+ * failing with ST_EX_DATAERR when more than max bytes arrive.  what names
+ * the input in messages.
+ */
+int st_read_fd(int fd, size_t max, const char *what,
+               unsigned char **out, size_t *outlen);
+/* Read a whole file ("-" is stdin).  Missing file: ST_EX_NOINPUT. */
+int st_read_file(const char *path, size_t max,
+                 unsigned char **out, size_t *outlen);
+/* Write all n bytes to fd, retrying on EINTR and short writes. */
+int st_write_all(int fd, const void *p, size_t n);
+/*
+ * Replace path atomically with data: a temporary beside it opened
+ * O_CREAT|O_EXCL|O_NOFOLLOW with mode, written, fsynced, renamed over path,
+ * then the directory fsynced.  On failure path is untouched and no
+ * temporary is left.  Error class ST_EX_CANTCREAT.
+ */
+int st_write_atomic(const char *path, const void *data, size_t n, int mode);
+
+/*
+ * Atomic writes of streamed data: st_atomic_open() creates the temporary
+ * and returns its fd; st_atomic_commit() fsyncs, renames and fsyncs the
+ * directory; st_atomic_abort() closes and unlinks.  Exactly one of commit
+ * or abort must follow a successful open.
+ */
+struct st_atomic {
+	int fd;
+	char *path;
+	char *tmp;
+};
+int st_atomic_open(struct st_atomic *a, const char *path, int mode);
+int st_atomic_commit(struct st_atomic *a);
+void st_atomic_abort(struct st_atomic *a);
+
+/* fsync the directory that contains path. */
+int st_fsync_dir(const char *path);
+/* mkdir -m mode if missing; an existing non-directory is an error. */
+int st_mkdir(const char *path, int mode);
+/*
+ * Take an exclusive flock on path (created 0600 if missing), waiting at most
+ * timeout_ms.  Returns the fd to pass to st_unlock(), or -1 with
+ * ST_EX_TEMPFAIL when the lock stayed busy.
+ */
+int st_lock(const char *path, int timeout_ms);
+void st_unlock(int fd);
+/*
+ * Flush and close stdout and check for errors (a full disk or closed pipe);
+ * returns -1 with ST_EX_CANTCREAT on failure.  Call before exit.
+ */
+int st_close_stdout(void);
+/* Join two path parts with one '/'; returns a malloc'd string. */
+char *st_path_join(const char *dir, const char *name);
+
+/* ---- b64.c: strict base64 ---- */
+
+enum st_b64_variant {
+	ST_B64_STD,        /* +/ with '=' padding */
+	ST_B64_STD_RAW,    /* +/ without padding (age headers) */
+	ST_B64_URL,        /* -_ with '=' padding */
+	ST_B64_URL_RAW,    /* -_ without padding (the wire format) */
+};
+/* Encoded length (without NUL) of n bytes. */
+size_t st_b64_enclen(size_t n, enum st_b64_variant v);
+/* Encode n bytes to out (st_b64_enclen()+1 bytes, NUL-terminated). */
+void st_b64_encode(const void *in, size_t n, char *out, enum st_b64_variant v);
+/* Encode to a malloc'd NUL-terminated string. */
+char *st_b64_encode_alloc(const void *in, size_t n, enum st_b64_variant v);
+/*
+ * Decode exactly inlen characters.  Strict: only the variant's alphabet,
+ * no whitespace, padding only where the variant wants it and exactly right,
+ * zero unused trailing bits (canonical).  out needs st_b64_declen(inlen)
+ * bytes; *outlen receives the decoded length.  Failure: ST_EX_DATAERR.
+ */
+int st_b64_decode(const char *in, size_t inlen, unsigned char *out,
+                  size_t *outlen, enum st_b64_variant v);
+size_t st_b64_declen(size_t inlen);
+
+/* ---- hex (b64.c) ---- */
+void st_hex_encode(const void *in, size_t n, char *out); /* 2n+1 bytes */
+/* Decode lowercase/uppercase hex of exactly 2*n chars into n bytes. */
+int st_hex_decode(const char *in, unsigned char *out, size_t n);
+
+/* ---- json.c: strict JSON on top of Jansson ---- */
+
+/* An opaque JSON value (a Jansson json_t underneath). */
+struct st_json;
+
+#define ST_JSON_MAX_DEPTH 32
+
+/*
+ * Parse len bytes of JSON: rejects input over max bytes, nesting deeper than
+ * ST_JSON_MAX_DEPTH (checked by a pre-scan before Jansson), duplicate keys,
+ * invalid UTF-8 and \u0000.  The result is new; free with st_json_free().
+ * what names the input in messages.  Failure: ST_EX_DATAERR.
+ */
+struct st_json *st_json_parse(const char *buf, size_t len, size_t max,
+                              const char *what);
+/* Depth pre-scan alone: 0 when no deeper than maxdepth. */
+int st_json_depth_ok(const char *buf, size_t len, int maxdepth);
+void st_json_free(struct st_json *j);
+/* Serialise compactly with sorted-as-inserted keys; malloc'd string. */
+char *st_json_dump(const struct st_json *j);
+
+struct st_json *st_json_object(void);
+struct st_json *st_json_array(void);
+int st_json_is_object(const struct st_json *j);
+int st_json_is_array(const struct st_json *j);
+size_t st_json_array_size(const struct st_json *a);
+/* Borrowed element i of an array (NULL when out of range). */
+struct st_json *st_json_array_get(const struct st_json *a, size_t i);
+/* Append a new reference; steals v. */
+void st_json_array_append(struct st_json *a, struct st_json *v);
+/* Borrowed member of an object or NULL. */
+struct st_json *st_json_get(const struct st_json *o, const char *key);
+
+/* Setters steal nothing except st_json_set(), which steals v. */
+void st_json_set(struct st_json *o, const char *key, struct st_json *v);
+void st_json_set_str(struct st_json *o, const char *key, const char *s);
+void st_json_set_strn(struct st_json *o, const char *key, const char *s,
+                      size_t n);
+void st_json_set_int(struct st_json *o, const char *key, int64_t v);
+void st_json_set_bool(struct st_json *o, const char *key, int v);
+void st_json_set_null(struct st_json *o, const char *key);
+/* Set key to unpadded base64url of n bytes. */
+void st_json_set_b64(struct st_json *o, const char *key, const void *p,
+                     size_t n);
+struct st_json *st_json_str(const char *s);
+struct st_json *st_json_int(int64_t v);
+
+/*
+ * Typed getters.  Each fails with ST_EX_DATAERR and a message naming the
+ * field when it is missing or of the wrong type ("missing field 'user'",
+ * "field 'spk' is not an integer").
+ */
+/* Borrowed string (valid while o lives); *len may be NULL. */
+int st_json_get_str(const struct st_json *o, const char *key,
+                    const char **s, size_t *len);
+/* Integer within [min, max]; rejects reals and strings. */
+int st_json_get_int(const struct st_json *o, const char *key,
+                    int64_t min, int64_t max, int64_t *v);
+int st_json_get_bool(const struct st_json *o, const char *key, int *v);
+/* Unpadded base64url decoding to exactly n bytes. */
+int st_json_get_b64(const struct st_json *o, const char *key,
+                    unsigned char *out, size_t n);
+/* Unpadded base64url of any length up to max; *out malloc'd. */
+int st_json_get_b64_alloc(const struct st_json *o, const char *key,
+                          size_t max, unsigned char **out, size_t *outlen);
+/* Borrowed object / array member. */
+int st_json_get_obj(const struct st_json *o, const char *key,
+                    struct st_json **v);
+int st_json_get_arr(const struct st_json *o, const char *key,
+                    struct st_json **v);
+/* Same for standalone values (array elements). */
+int st_json_as_str(const struct st_json *v, const char **s, size_t *len);
+int st_json_as_int(const struct st_json *v, int64_t min, int64_t max,
+                   int64_t *out);
+
+/* ---- crypto.c: OpenSSL 3 EVP wrappers ---- */
+
+#define ST_X25519_LEN 32
+#define ST_ED25519_PUB_LEN 32
+#define ST_ED25519_SEED_LEN 32
+#define ST_ED25519_SIG_LEN 64
+#define ST_AEAD_KEY_LEN 32
+#define ST_AEAD_NONCE_LEN 12
+#define ST_AEAD_TAG_LEN 16
+#define ST_SHA256_LEN 32
+#define ST_SHA512_LEN 64
+
+/* Fill p with n random bytes (RAND_bytes). */
+int st_random(void *p, size_t n);
+/* A fresh X25519 key pair (priv is the raw 32 bytes). */
+int st_x25519_keygen(unsigned char priv[32], unsigned char pub[32]);
+/* pub = X25519(priv, basepoint). */
+int st_x25519_pub(const unsigned char priv[32], unsigned char pub[32]);
+/* out = X25519(priv, peer); an all-zero result is an error (ST_EX_DATAERR). */
+int st_x25519(const unsigned char priv[32], const unsigned char peer[32],
+              unsigned char out[32]);
+/* A fresh Ed25519 key: the 32-byte seed and its public key. */
+int st_ed25519_keygen(unsigned char seed[32], unsigned char pub[32]);
+int st_ed25519_pub(const unsigned char seed[32], unsigned char pub[32]);
+int st_ed25519_sign(const unsigned char seed[32], const void *msg, size_t n,
+                    unsigned char sig[64]);
+/* 0 when sig is valid; -1 (ST_EX_DATAERR "bad signature") otherwise. */
+int st_ed25519_verify(const unsigned char pub[32], const void *msg, size_t n,
+                      const unsigned char sig[64]);
+/* HKDF-SHA256 extract-and-expand; salt may be NULL with saltlen 0. */
+int st_hkdf_sha256(const void *ikm, size_t ikmlen, const void *salt,
+                   size_t saltlen, const void *info, size_t infolen,
+                   unsigned char *out, size_t outlen);
+int st_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t n,
+                   unsigned char out[32]);
+int st_sha256(const void *msg, size_t n, unsigned char out[32]);
+int st_sha512(const void *msg, size_t n, unsigned char out[64]);
+/*
+ * ChaCha20-Poly1305 (RFC 8439).  seal writes n bytes of ciphertext followed
+ * by the 16-byte tag to out (n + 16 bytes); open takes n >= 16 bytes of
+ * ciphertext||tag and writes n - 16 bytes, failing with ST_EX_DATAERR when
+ * authentication fails (out is then wiped).
+ */
+int st_aead_seal(const unsigned char key[32], const unsigned char nonce[12],
+                 const void *ad, size_t adlen, const void *in, size_t n,
+                 unsigned char *out);
+int st_aead_open(const unsigned char key[32], const unsigned char nonce[12],
+                 const void *ad, size_t adlen, const void *in, size_t n,
+                 unsigned char *out);
+
+/* ---- home.c: $ST_HOME and the config file ---- */
+
+/*
+ * The state directory: $ST_HOME, else $HOME/.safetalk.  Returns a static
+ * string, or NULL (ST_EX_CONFIG) when neither is set.
+ */
+const char *st_home(void);
+/* Create the home with mode 0700 if missing; checks it is a directory. */
+int st_home_ensure(void);
+/* Path of a file inside the home, malloc'd. */
+char *st_home_path(const char *name);
+/* The home's writer lock (home/lock), waiting timeout_ms; fd or -1. */
+int st_home_lock(int timeout_ms);
+/*
+ * Load home/config (a JSON object; an empty object when the file is
+ * missing).  Free with st_json_free().  Malformed: ST_EX_CONFIG.
+ */
+struct st_json *st_config_load(void);
+/* Save the config atomically with mode 0600. */
+int st_config_save(const struct st_json *cfg);
+
+/* ---- tty.c: secrets from the terminal or a file, and safe output ---- */
+
+/*
+ * Read a secret: from the file named by file (a path, "-" for stdin, or
+ * /dev/fd/N) when it is not NULL, taking its first line without LF or CRLF;
+ * otherwise from /dev/tty with echo off after showing prompt on /dev/tty.
+ * Result is malloc'd; free with st_free_str_secret().  No terminal and no
+ * file: ST_EX_USAGE.
+ */
+char *st_read_secret(const char *file, const char *prompt);
+/*
+ * Escape text for a terminal: C0 controls, DEL, C1 controls (as UTF-8 or
+ * raw bytes), bidi controls (U+202A-202E, U+2066-2069, U+200E-200F, U+061C)
+ * and invalid UTF-8 become visible escapes (\n and \t are kept when
+ * keep_nl is set).  Returns a malloc'd string.
+ */
+char *st_tty_escape(const char *s, size_t n, int keep_nl);
+/* Write s to f, escaped when f is a terminal, raw otherwise. */
+int st_tty_fputs(FILE *f, const char *s, size_t n);
+
+#endif

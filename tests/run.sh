@@ -1,0 +1,56 @@
+#!/bin/sh
+# run.sh - every suite of `make check`: cmocka unit tests, test tools (the
+# age vectors) and BATS files, all speaking TAP; prints each suite's result
+# and ends with one line "N passed, N failed".
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+B=${ST_BUILD:-build}
+export ST_BIN=${ST_BIN:-$top/bin}
+export ST_TESTKIT=${ST_TESTKIT:-$top/../shared/testkit}
+export CMOCKA_MESSAGE_OUTPUT=TAP
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+pass=0 fail=0 skip=0 bad=0
+
+count() {	# count NAME FILE RC
+	p=$(grep -c '^ok ' "$2" || true)
+	sk=$(grep -Ec '^ok .*# (skip|SKIP)' "$2" || true)
+	f=$(grep -c '^not ok ' "$2" || true)
+	p=$((p - sk))
+	if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then
+		# the suite died without reporting a failing case
+		f=1
+		echo "  $1: exited $3 without a TAP failure" >&2
+	fi
+	pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + sk))
+	printf '%-28s %4d passed, %d failed%s\n' "$1" "$p" "$f" \
+	    "$([ "$sk" -gt 0 ] && echo ", $sk skipped")"
+	if [ "$f" -gt 0 ]; then
+		grep -A12 '^not ok ' "$2" | head -60
+		bad=1
+	fi
+}
+
+for t in "$top/$B"/tests/test_*; do
+	[ -x "$t" ] || continue
+	n=$(basename "$t")
+	"$t" >"$log/$n" 2>&1
+	count "$n" "$log/$n" $?
+done
+
+for t in "$top"/tests/tools/*.sh; do
+	[ -x "$t" ] || continue
+	n=$(basename "$t" .sh)
+	ST_BUILD="$top/$B" "$t" >"$log/$n" 2>&1
+	count "$n" "$log/$n" $?
+done
+
+for t in "$top"/tests/*.bats; do
+	[ -e "$t" ] || continue
+	n=$(basename "$t")
+	bats --tap "$t" >"$log/$n" 2>&1
+	count "$n" "$log/$n" $?
+done
+
+echo "$pass passed, $fail failed$([ "$skip" -gt 0 ] && echo ", $skip skipped")"
+[ "$bad" -eq 0 ] && [ "$fail" -eq 0 ]
