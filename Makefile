@@ -29,7 +29,8 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) \
              $(SANFLAGS) -Ilibst $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
-ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+# --as-needed: a command loads only the libraries it calls (start-up, RSS)
+ALL_LDFLAGS = -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
 LIBS     = $(PKG_LIBS)
 
 LIBST_SRC = $(wildcard libst/*.c)
@@ -53,7 +54,7 @@ MAN7 = $(wildcard doc/*.7)
 MAN8 = $(wildcard doc/*.8)
 
 .PHONY: all check check-run test-build deps deps-if-missing install uninstall \
-        clean demo bench fuzz
+        clean bench fuzz
 .DEFAULT_GOAL := all
 
 all: $(PROGS)
@@ -98,10 +99,6 @@ deps:
 
 deps-if-missing:
 	@contrib/deps.sh --if-missing
-
-demo: deps-if-missing
-	@$(MAKE) --no-print-directory all
-	@contrib/demo.sh
 
 bench: deps-if-missing
 	@$(MAKE) --no-print-directory all $(TOOL_BIN)

@@ -259,3 +259,41 @@ int st_close_stdout(void)
 		return st_error(ST_EX_CANTCREAT, "cannot write standard output:");
 	return 0;
 }
+
+char *st_safe_basename(const char *name, size_t n, const char *fallback)
+{
+	struct st_buf b;
+	size_t start = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (name[i] == '/' || name[i] == '\\')
+			start = i + 1;
+	/* leading dots go too: no "..", no hidden ".bashrc" */
+	while (start < n && name[start] == '.')
+		start++;
+	st_buf_init(&b, 0);
+	for (size_t i = start; i < n && b.len < 200; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c >= 0x20 && c != 0x7f)
+			st_buf_appendc(&b, c);
+	}
+	/* a cut at 200 bytes must not end inside a UTF-8 sequence */
+	if (b.len == 200) {
+		size_t lead = b.len;
+		unsigned char c;
+
+		while (lead && (b.data[lead - 1] & 0xc0) == 0x80)
+			lead--;
+		c = lead ? b.data[lead - 1] : 0;
+		if (c >= 0xc0 && b.len - lead + 1 <
+		    (size_t)(c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2))
+			b.len = lead - 1;
+	}
+	if (b.len == 0) {
+		st_buf_free(&b);
+		return st_strdup(fallback);
+	}
+	st_buf_cstr(&b);
+	return (char *)b.data;
+}

@@ -153,6 +153,12 @@ void st_unlock(int fd);
 int st_close_stdout(void);
 /* Join two path parts with one '/'; returns a malloc'd string. */
 char *st_path_join(const char *dir, const char *name);
+/*
+ * A safe file name from a remote or user-given name: its last path
+ * component with control characters, NUL and '/' dropped, at most 200
+ * bytes, never "", "." or ".." (fallback is used then).  malloc'd.
+ */
+char *st_safe_basename(const char *name, size_t n, const char *fallback);
 
 /* ---- b64.c: strict base64 ---- */
 
@@ -348,5 +354,257 @@ char *st_read_secret(const char *file, const char *prompt);
 char *st_tty_escape(const char *s, size_t n, int keep_nl);
 /* Write s to f, escaped when f is a terminal, raw otherwise. */
 int st_tty_fputs(FILE *f, const char *s, size_t n);
+/*
+ * A sink for stdout-like streams that escapes (st_tty_escape) when f is a
+ * terminal and writes raw otherwise.  A UTF-8 sequence split between two
+ * writes is carried over; st_tty_sink_flush() emits what is left.
+ */
+struct st_tty_sink {
+	FILE *f;
+	int tty;
+	unsigned char carry[4];
+	size_t ncarry;
+};
+void st_tty_sink_init(struct st_tty_sink *t, FILE *f);
+int st_sink_tty(void *ctx, const void *p, size_t n);
+int st_tty_sink_flush(struct st_tty_sink *t);
+
+/* ---- time.c: clocks and user-given times ---- */
+
+/* Unix time in milliseconds. */
+int64_t st_now_ms(void);
+/*
+ * Parse a time given by a user: Unix seconds, an ISO date "YYYY-MM-DD" or
+ * "YYYY-MM-DDTHH:MM[:SS]" (local time, or UTC with a trailing Z), or an age
+ * "30s", "15m", "2h", "7d" meaning that long ago.  Result in ms; failure
+ * ST_EX_USAGE.
+ */
+int st_time_parse(const char *s, int64_t *ms);
+/* Format ms as local "YYYY-MM-DD HH:MM:SS" into out (20 bytes). */
+void st_time_format(int64_t ms, char out[20]);
+
+/* ---- sink: where streamed output goes ---- */
+
+/* A consumer of bytes: returns 0, or -1 after st_error(). */
+typedef int (*st_sink_fn)(void *ctx, const void *p, size_t n);
+/* A sink writing to the file descriptor *(int *)ctx (ST_EX_CANTCREAT). */
+int st_sink_fd(void *ctx, const void *p, size_t n);
+/* A sink appending to the struct st_buf *ctx. */
+int st_sink_buf(void *ctx, const void *p, size_t n);
+
+/* ---- stream.c: age's STREAM payload (ChaCha20-Poly1305, 64 KiB chunks) ---- */
+
+#define ST_FILEKEY_LEN 16
+#define ST_STREAM_NONCE_LEN 16
+#define ST_STREAM_CHUNK 65536
+
+/*
+ * Encrypting writer: st_stream_enc_new() emits the 16-byte random nonce to
+ * the sink; st_stream_enc_write() buffers and emits full chunks;
+ * st_stream_enc_finish() emits the last chunk (with the last-chunk flag) and
+ * frees.  st_stream_enc_free() abandons without finishing.  The payload key
+ * is HKDF-SHA256(ikm = file key, salt = nonce, info = "payload").
+ */
+struct st_stream_enc;
+struct st_stream_enc *st_stream_enc_new(const unsigned char key[16],
+                                        st_sink_fn sink, void *ctx);
+int st_stream_enc_write(struct st_stream_enc *e, const void *p, size_t n);
+int st_stream_enc_finish(struct st_stream_enc *e);
+void st_stream_enc_free(struct st_stream_enc *e);
+
+/*
+ * Decrypting writer (push model, for downloads): feed it the nonce and
+ * payload bytes as they arrive; it releases each chunk's plaintext to the
+ * sink only once that chunk has authenticated.  st_stream_dec_finish()
+ * fails (ST_EX_DATAERR) unless a final chunk was seen and nothing followed
+ * it.  Every failure is ST_EX_DATAERR; nothing unauthenticated is released.
+ */
+struct st_stream_dec;
+struct st_stream_dec *st_stream_dec_new(const unsigned char key[16],
+                                        st_sink_fn sink, void *ctx);
+int st_stream_dec_write(struct st_stream_dec *d, const void *p, size_t n);
+int st_stream_dec_finish(struct st_stream_dec *d);
+void st_stream_dec_free(struct st_stream_dec *d);
+
+/* ---- age.c: age v1 files (age-encryption.org/v1) ---- */
+
+enum st_age_type { ST_AGE_X25519 = 1, ST_AGE_SCRYPT = 2 };
+
+/* A recipient: an X25519 public key, or a passphrase for scrypt. */
+struct st_age_rcpt {
+	enum st_age_type type;
+	unsigned char pub[32];
+	char *passphrase; /* borrowed, scrypt only */
+	int logn;         /* scrypt work factor when encrypting (default 18) */
+};
+/* An identity: an X25519 secret key, or a passphrase for scrypt. */
+struct st_age_id {
+	enum st_age_type type;
+	unsigned char key[32]; /* X25519 secret; wiped by st_age_id_wipe() */
+	char *passphrase;      /* borrowed, scrypt only */
+	int max_logn;          /* scrypt work-factor ceiling (default 22) */
+};
+void st_age_id_wipe(struct st_age_id *id);
+
+/* Bech32 "age1..." <-> X25519 public key.  Parse failure: ST_EX_USAGE. */
+int st_age_parse_recipient(const char *s, struct st_age_rcpt *r);
+/* Bech32 "AGE-SECRET-KEY-1..." <-> X25519 secret.  Failure: ST_EX_DATAERR. */
+int st_age_parse_identity(const char *s, struct st_age_id *id);
+/* Formatters write NUL-terminated strings: out needs 63 and 75 bytes. */
+void st_age_format_recipient(const unsigned char pub[32], char out[63]);
+void st_age_format_identity(const unsigned char key[32], char out[75]);
+/*
+ * Read an identity file (age-keygen format: "#" comments, blank lines,
+ * one AGE-SECRET-KEY-1 per line).  *ids is malloc'd; free with
+ * st_age_ids_free().  Missing file: ST_EX_NOINPUT; bad line: ST_EX_DATAERR.
+ */
+int st_age_load_identities(const char *path, struct st_age_id **ids,
+                           size_t *n);
+void st_age_ids_free(struct st_age_id *ids, size_t n);
+/* Read a recipients file (-R): comments, blank lines, one age1 per line. */
+int st_age_load_recipients(const char *path, struct st_age_rcpt **r,
+                           size_t *n);
+
+/*
+ * Encrypting writer: st_age_enc_new() writes the header (one stanza per
+ * recipient; a scrypt recipient must be the only one) and the payload nonce
+ * to the sink, ASCII-armored when armor is set.  Then write, then finish
+ * (which frees).  st_age_enc_free() abandons.
+ */
+struct st_age_enc;
+struct st_age_enc *st_age_enc_new(const struct st_age_rcpt *r, size_t nr,
+                                  int armor, st_sink_fn sink, void *ctx);
+int st_age_enc_write(struct st_age_enc *e, const void *p, size_t n);
+int st_age_enc_finish(struct st_age_enc *e);
+void st_age_enc_free(struct st_age_enc *e);
+
+/* Why the last decryption failed (for messages and the vector runner). */
+enum st_age_fail {
+	ST_AGE_FAIL_NONE = 0,
+	ST_AGE_FAIL_ARMOR,   /* the ASCII armor is malformed */
+	ST_AGE_FAIL_HEADER,  /* the header is malformed, or a stanza invalid */
+	ST_AGE_FAIL_NOMATCH, /* no identity unwraps any stanza (ST_EX_NO) */
+	ST_AGE_FAIL_HMAC,    /* the header MAC is wrong */
+	ST_AGE_FAIL_PAYLOAD, /* the payload failed to authenticate */
+	ST_AGE_FAIL_IO,      /* reading input or writing output failed */
+};
+enum st_age_fail st_age_last_fail(void);
+
+/*
+ * Decrypt the age file read from infd (binary or armored, detected), giving
+ * plaintext to the sink chunk by chunk as each authenticates.  Constant
+ * memory.  No matching identity: -1 with ST_EX_NO; anything malformed or
+ * tampered: -1 with ST_EX_DATAERR; the sink's own failure passes through.
+ */
+int st_age_decrypt(int infd, const struct st_age_id *ids, size_t nids,
+                   st_sink_fn sink, void *ctx);
+/*
+ * Re-wrap: read an age file from infd, unwrap its file key with ids, write
+ * a new header for the recipients r to outfd and copy the payload (nonce
+ * and chunks) byte for byte.  Binary files only.
+ */
+int st_age_rekey(int infd, const struct st_age_id *ids, size_t nids,
+                 const struct st_age_rcpt *r, size_t nr, int outfd);
+
+/* ---- vault.c: the encrypted store of SPEC §6 ---- */
+
+/*
+ * An item id: 12 hex digits of creation time in ms, then 8 random hex
+ * digits, so names sort by age.  Commands accept any unique prefix of at
+ * least 4 digits.
+ */
+#define ST_VAULT_ID_LEN 20
+
+struct st_vault;
+
+/*
+ * Open the vault of $ST_HOME: the key vault.key and the directory vault/.
+ * With create set, a missing key or directory is made (the caller holds the
+ * home lock); without it, a missing key gives an empty vault.
+ */
+struct st_vault *st_vault_open(int create);
+void st_vault_close(struct st_vault *v);
+/* The vault's age recipient ("age1..."), NUL-terminated. */
+const char *st_vault_recipient(const struct st_vault *v);
+/* The vault's identities (the key, and the new one during a rekey). */
+const struct st_age_id *st_vault_ids(const struct st_vault *v, size_t *n);
+
+/*
+ * Store an item: the content read from infd (or the n bytes at data when
+ * infd is -1) goes to ID.age, then meta (a JSON object: kind, from, to, ts,
+ * name, msgid as the caller sets them; "id" and "size" are filled in) to
+ * ID.meta.age, each written atomically; the meta file is the commit point.
+ * The new id is written to id (ST_VAULT_ID_LEN + 1 bytes).
+ */
+int st_vault_put(struct st_vault *v, struct st_json *meta, int infd,
+                 const void *data, size_t n, char *id);
+/*
+ * Every item's meta, oldest first (by ts, then id): *items is a malloc'd
+ * array of new objects; free with st_vault_list_free().
+ */
+int st_vault_list(struct st_vault *v, struct st_json ***items, size_t *n);
+void st_vault_list_free(struct st_json **items, size_t n);
+/*
+ * Resolve an id or unique prefix (at least 4 hex digits) to a full id.
+ * Unknown: ST_EX_NO; ambiguous or malformed: ST_EX_USAGE.
+ */
+int st_vault_resolve(struct st_vault *v, const char *prefix, char *id);
+/* Decrypt an item's content to a sink. */
+int st_vault_read(struct st_vault *v, const char *id, st_sink_fn sink,
+                  void *ctx);
+/* Decrypt an item's meta; a new object. */
+struct st_json *st_vault_meta(struct st_vault *v, const char *id);
+/* Delete an item (meta first, so a crash leaves no half-listed item). */
+int st_vault_rm(struct st_vault *v, const char *id);
+/*
+ * Make a new vault key and re-wrap every file's header to it, copying
+ * payloads untouched.  Resumable: the new key is written to vault.key.new
+ * first and becomes vault.key only when every file is done.
+ */
+int st_vault_rekey(struct st_vault *v);
+
+/* ---- relay.c: the one relay client (libcurl) ---- */
+
+struct st_relay;
+
+/*
+ * A client for the relay at url: https, or http only to a loopback address
+ * unless insecure_http is set (ST_EX_CONFIG otherwise).  Redirects are never
+ * followed; connections time out after 10 s, requests after 60 s plus any
+ * long-poll wait.  One connection is reused for the life of the handle.
+ */
+struct st_relay *st_relay_new(const char *url, int insecure_http);
+void st_relay_free(struct st_relay *r);
+/* The relay URL to use: flag (may be NULL), else $ST_RELAY, else config
+ * "relay".  Returns a malloc'd string or NULL (ST_EX_CONFIG). */
+char *st_relay_url(const char *flag, const struct st_json *cfg);
+/* Use this bearer token (copied; wiped on free), or none with NULL. */
+void st_relay_set_token(struct st_relay *r, const char *token);
+/* Load $ST_HOME/token into the handle: ST_EX_NOPERM when missing. */
+int st_relay_load_token(struct st_relay *r);
+
+/*
+ * One JSON request: method and path (with query), an optional body, the
+ * reply parsed strictly (at most max bytes; 0 means 48 MiB) into *reply
+ * (NULL for an empty 204; caller frees).  *status gets the HTTP status.
+ * Returns 0 for 2xx.  Otherwise -1 with the relay's message recorded and
+ * the class: network failure, redirect or 5xx ST_EX_UNAVAILABLE; 401 and
+ * 403 ST_EX_NOPERM; 429 ST_EX_TEMPFAIL (naming Retry-After); other 4xx
+ * ST_EX_DATAERR, with *reply holding the error object when there was one
+ * and *errcode (if not NULL) pointing at its "error" string inside it.
+ */
+int st_relay_call(struct st_relay *r, const char *method, const char *path,
+                  const struct st_json *body, size_t max, long *status,
+                  struct st_json **reply, const char **errcode);
+/*
+ * Stream size bytes read from fd to path as application/octet-stream
+ * (POST /v1/blobs); the JSON reply as for st_relay_call().  A progress bar
+ * goes to stderr when it is a terminal.
+ */
+int st_relay_upload(struct st_relay *r, const char *path, int fd,
+                    uint64_t size, struct st_json **reply);
+/* Stream path's body to the sink, failing past max bytes. */
+int st_relay_download(struct st_relay *r, const char *path, uint64_t max,
+                      st_sink_fn sink, void *ctx);
 
 #endif

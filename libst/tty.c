@@ -189,3 +189,76 @@ int st_tty_fputs(FILE *f, const char *s, size_t n)
 	free(e);
 	return rc;
 }
+
+void st_tty_sink_init(struct st_tty_sink *t, FILE *f)
+{
+	t->f = f;
+	t->tty = isatty(fileno(f));
+	t->ncarry = 0;
+}
+
+/* Bytes at the end of s that may begin an incomplete UTF-8 sequence. */
+static size_t incomplete_tail(const unsigned char *s, size_t n)
+{
+	for (size_t back = 1; back <= 3 && back <= n; back++) {
+		unsigned char c = s[n - back];
+		size_t need;
+
+		if ((c & 0xc0) == 0x80)
+			continue;
+		need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+		return need > back ? back : 0;
+	}
+	return 0;
+}
+
+static int put_escaped(struct st_tty_sink *t, const unsigned char *s,
+                       size_t n)
+{
+	char *e = st_tty_escape((const char *)s, n, 1);
+	int rc = fputs(e, t->f) == EOF ? -1 : 0;
+
+	free(e);
+	if (rc < 0)
+		return st_error(ST_EX_CANTCREAT, "cannot write output:");
+	return 0;
+}
+
+int st_sink_tty(void *ctx, const void *p, size_t n)
+{
+	struct st_tty_sink *t = ctx;
+	const unsigned char *s = p;
+	size_t keep;
+
+	if (!t->tty) {
+		if (n && fwrite(p, 1, n, t->f) != n)
+			return st_error(ST_EX_CANTCREAT, "cannot write output:");
+		return 0;
+	}
+	/* complete a sequence carried over from the last write */
+	while (t->ncarry && n) {
+		t->carry[t->ncarry++] = *s++;
+		n--;
+		if (incomplete_tail(t->carry, t->ncarry) == 0 || t->ncarry == 4) {
+			if (put_escaped(t, t->carry, t->ncarry) < 0)
+				return -1;
+			t->ncarry = 0;
+		}
+	}
+	keep = incomplete_tail(s, n);
+	if (put_escaped(t, s, n - keep) < 0)
+		return -1;
+	memcpy(t->carry, s + n - keep, keep);
+	t->ncarry = keep;
+	return 0;
+}
+
+int st_tty_sink_flush(struct st_tty_sink *t)
+{
+	int rc = 0;
+
+	if (t->ncarry)
+		rc = put_escaped(t, t->carry, t->ncarry);
+	t->ncarry = 0;
+	return rc;
+}

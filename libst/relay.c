@@ -1,0 +1,402 @@
+/*
+ * relay.c - the one HTTP client of the relay, on libcurl.  It trusts
+ * nothing the relay says: replies are capped in size inside the write
+ * callback (curl would otherwise stream a 5 GB reply happily), parsed
+ * strictly, and redirects are refused rather than followed.  HTTP statuses
+ * map to exit classes in one place, call_status() below.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "st.h"
+
+#define REPLY_MAX (48u * 1024 * 1024)
+#define CONNECT_S 10L
+#define TOTAL_S 60L
+#define TOKEN_MAX 256
+
+struct st_relay {
+	CURL *curl;
+	char *base;
+	char *auth;           /* "Authorization: Bearer ..." or NULL */
+	char retry_after[32];
+};
+
+/* http:// is only for this machine: anything else could be read en route */
+static int loopback(const char *url)
+{
+	const char *h = url + strlen("http://");
+	static const char *ok[] = { "127.", "localhost:", "localhost/", "[::1]" };
+
+	if (strcmp(h, "localhost") == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strncmp(h, ok[i], strlen(ok[i])) == 0)
+			return 1;
+	return 0;
+}
+
+struct st_relay *st_relay_new(const char *url, int insecure_http)
+{
+	struct st_relay *r;
+	size_t n = strlen(url);
+
+	if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)) {
+		st_error(ST_EX_CONFIG, "bad relay URL '%s': expected https://", url);
+		return NULL;
+	}
+	if (!strncmp(url, "http://", 7) && !loopback(url) && !insecure_http) {
+		st_error(ST_EX_CONFIG, "refusing plain http to %s: use https, "
+		         "or --insecure-http", url);
+		return NULL;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		st_error(ST_EX_UNAVAILABLE, "cannot initialise libcurl");
+		return NULL;
+	}
+	r = st_calloc(1, sizeof(*r));
+	if (!(r->curl = curl_easy_init())) {
+		free(r);
+		st_error(ST_EX_UNAVAILABLE, "cannot initialise libcurl");
+		return NULL;
+	}
+	while (n && url[n - 1] == '/')
+		n--;
+	r->base = st_strndup(url, n);
+	return r;
+}
+
+void st_relay_free(struct st_relay *r)
+{
+	if (!r)
+		return;
+	curl_easy_cleanup(r->curl);
+	st_free_str_secret(r->auth);
+	free(r->base);
+	free(r);
+}
+
+char *st_relay_url(const char *flag, const struct st_json *cfg)
+{
+	const char *u = flag;
+
+	if (!u || !*u)
+		u = getenv("ST_RELAY");
+	if ((!u || !*u) && cfg && st_json_get(cfg, "relay"))
+		st_json_get_str(cfg, "relay", &u, NULL);
+	if (!u || !*u) {
+		st_error(ST_EX_CONFIG, "no relay URL: give --relay URL, set "
+		         "ST_RELAY, or run st-register");
+		return NULL;
+	}
+	return st_strdup(u);
+}
+
+void st_relay_set_token(struct st_relay *r, const char *token)
+{
+	struct st_buf b;
+
+	st_free_str_secret(r->auth);
+	r->auth = NULL;
+	if (!token)
+		return;
+	st_buf_init(&b, 1);
+	st_buf_appendf(&b, "Authorization: Bearer %s", token);
+	r->auth = (char *)b.data;
+}
+
+int st_relay_load_token(struct st_relay *r)
+{
+	char *p = st_home_path("token");
+	unsigned char *buf;
+	size_t len;
+	int rc;
+
+	if (!p)
+		return -1;
+	rc = st_read_file(p, TOKEN_MAX, &buf, &len);
+	free(p);
+	if (rc < 0)
+		return st_error(ST_EX_NOPERM, "not logged in: run st-login");
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] <= ' ' || buf[i] > '~') {
+			st_free_secret(buf, len);
+			return st_error(ST_EX_NOPERM, "bad token file: run st-login");
+		}
+	st_relay_set_token(r, (char *)buf);
+	st_free_secret(buf, len);
+	return 0;
+}
+
+struct capture {
+	st_sink_fn sink;
+	void *ctx;
+	uint64_t got, max;
+	int over, failed;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct capture *c = arg;
+
+	n *= size;
+	if (c->got + n > c->max) {
+		c->over = 1;
+		return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+	}
+	c->got += n;
+	if (c->sink(c->ctx, p, n) < 0) {
+		c->failed = 1;
+		return 0;
+	}
+	return n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct st_relay *r = arg;
+	size_t len = size * n, k = strlen("retry-after:");
+
+	if (len > k && strncasecmp(p, "retry-after:", k) == 0) {
+		size_t i = k, j = 0;
+
+		while (i < len && p[i] == ' ')
+			i++;
+		while (i < len && j + 1 < sizeof(r->retry_after) &&
+		       p[i] >= '0' && p[i] <= '9')
+			r->retry_after[j++] = p[i++];
+		r->retry_after[j] = '\0';
+	}
+	return len;
+}
+
+/* Configure the handle for one request and perform it. */
+static int perform(struct st_relay *r, const char *method, const char *path,
+                   struct curl_slist *hdrs, struct capture *cap, long *status,
+                   long timeout)
+{
+	char *url = st_malloc(strlen(r->base) + strlen(path) + 1);
+	CURLcode rc;
+
+	strcpy(url, r->base);
+	strcat(url, path);
+	r->retry_after[0] = '\0';
+	curl_easy_setopt(r->curl, CURLOPT_URL, url);
+	curl_easy_setopt(r->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(r->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_S);
+	curl_easy_setopt(r->curl, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, cap);
+	curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(r->curl, CURLOPT_USERAGENT, "safetalk/" ST_VERSION);
+	rc = curl_easy_perform(r->curl);
+	free(url);
+	*status = 0;
+	curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, status);
+	if (cap->over)
+		return st_error(ST_EX_UNAVAILABLE, "relay %s: reply larger than "
+		                "%llu bytes", r->base, (unsigned long long)cap->max);
+	if (cap->failed)
+		return -1;
+	if (rc != CURLE_OK)
+		return st_error(rc == CURLE_OPERATION_TIMEDOUT ? ST_EX_TEMPFAIL
+		                : ST_EX_UNAVAILABLE, "relay %s: %s", r->base,
+		                curl_easy_strerror(rc));
+	return 0;
+}
+
+/* Record the error class for a non-2xx status. */
+static int call_status(struct st_relay *r, long status, const char *msg,
+                       const char *code)
+{
+	const char *m = msg ? msg : "";
+	const char *c = code ? code : "";
+
+	if (status >= 300 && status < 400)
+		return st_error(ST_EX_UNAVAILABLE, "relay %s answered a redirect "
+		                "(%ld); not followed", r->base, status);
+	if (status == 401)
+		return st_error(ST_EX_NOPERM, "not logged in or session expired: "
+		                "run st-login (%s)", *m ? m : c);
+	if (status == 403)
+		return st_error(ST_EX_NOPERM, "forbidden: %s", *m ? m : c);
+	if (status == 429)
+		return st_error(ST_EX_TEMPFAIL, "rate limited by the relay; retry "
+		                "after %s s", *r->retry_after ? r->retry_after : "?");
+	if (status >= 500 || status < 100)
+		return st_error(ST_EX_UNAVAILABLE, "relay %s failed: %ld %s",
+		                r->base, status, m);
+	return st_error(ST_EX_DATAERR, "relay: %s%s%s%s", *m ? m : "error",
+	                *c ? " (" : "", c, *c ? ")" : "");
+}
+
+int st_relay_call(struct st_relay *r, const char *method, const char *path,
+                  const struct st_json *body, size_t max, long *status,
+                  struct st_json **reply, const char **errcode)
+{
+	struct st_buf out;
+	struct capture cap = { st_sink_buf, &out, 0, max ? max : REPLY_MAX, 0, 0 };
+	struct curl_slist *h = NULL;
+	char *js = NULL;
+	const char *msg = NULL, *code = NULL;
+	long timeout = TOTAL_S;
+	const char *w;
+	int rc;
+
+	*reply = NULL;
+	if (errcode)
+		*errcode = NULL;
+	/* a long poll may legitimately take its whole wait */
+	if ((w = strstr(path, "wait=")))
+		timeout += strtol(w + 5, NULL, 10);
+	st_buf_init(&out, 0);
+	h = curl_slist_append(h, "Accept: application/json");
+	if (r->auth)
+		h = curl_slist_append(h, r->auth);
+	if (body) {
+		js = st_json_dump(body);
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, js);
+		curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(js));
+	} else {
+		curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(r->curl, CURLOPT_HTTPGET, 1L);
+	}
+	rc = perform(r, method, path, h, &cap, status, timeout);
+	curl_slist_free_all(h);
+	if (js) {
+		st_wipe(js, strlen(js)); /* may carry a password */
+		free(js);
+	}
+	if (rc < 0)
+		goto out;
+	if (out.len) {
+		*reply = st_json_parse((const char *)out.data, out.len,
+		                       cap.max, "relay reply");
+		if (!*reply) {
+			rc = st_error(*status >= 500 ? ST_EX_UNAVAILABLE
+			              : ST_EX_DATAERR, "relay %s: bad reply (%ld): %s",
+			              r->base, *status, st_errmsg());
+			goto out;
+		}
+	}
+	if (*status >= 200 && *status < 300)
+		goto out;
+	if (*reply) {
+		if (st_json_get(*reply, "message"))
+			st_json_get_str(*reply, "message", &msg, NULL);
+		if (st_json_get(*reply, "error"))
+			st_json_get_str(*reply, "error", &code, NULL);
+	}
+	if (errcode)
+		*errcode = code;
+	rc = call_status(r, *status, msg, code);
+out:
+	st_buf_free(&out);
+	return rc;
+}
+
+struct upload {
+	int fd;
+	uint64_t size, sent;
+	int tty;
+	int last_pct;
+};
+
+static size_t on_read(char *p, size_t size, size_t n, void *arg)
+{
+	struct upload *u = arg;
+	ssize_t got;
+
+	do
+		got = read(u->fd, p, size * n);
+	while (got < 0 && errno == EINTR);
+	if (got < 0)
+		return CURL_READFUNC_ABORT;
+	u->sent += (uint64_t)got;
+	if (u->tty && u->size) {
+		int pct = (int)(u->sent * 100 / u->size);
+
+		if (pct != u->last_pct) {
+			fprintf(stderr, "\rupload %3d%%", pct);
+			u->last_pct = pct;
+		}
+	}
+	return (size_t)got;
+}
+
+int st_relay_upload(struct st_relay *r, const char *path, int fd,
+                    uint64_t size, struct st_json **reply)
+{
+	struct st_buf out;
+	struct capture cap = { st_sink_buf, &out, 0, 64 * 1024, 0, 0 };
+	struct upload u = { fd, size, 0, isatty(2), -1 };
+	struct curl_slist *h = NULL;
+	long status;
+	int rc;
+
+	*reply = NULL;
+	st_buf_init(&out, 0);
+	h = curl_slist_append(h, "Content-Type: application/octet-stream");
+	h = curl_slist_append(h, "Expect:");
+	if (r->auth)
+		h = curl_slist_append(h, r->auth);
+	curl_easy_setopt(r->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(r->curl, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(r->curl, CURLOPT_READDATA, &u);
+	curl_easy_setopt(r->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
+	/* no total timeout for big files: a stall is caught by low-speed */
+	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, TOTAL_S);
+	rc = perform(r, "POST", path, h, &cap, &status, 0L);
+	curl_easy_setopt(r->curl, CURLOPT_UPLOAD, 0L);
+	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 0L);
+	curl_slist_free_all(h);
+	if (u.tty && u.last_pct >= 0)
+		fputc('\n', stderr);
+	if (rc == 0 && out.len)
+		*reply = st_json_parse((const char *)out.data, out.len, cap.max,
+		                       "relay reply");
+	if (rc == 0 && (status < 200 || status >= 300))
+		rc = call_status(r, status, NULL, NULL);
+	else if (rc == 0 && !*reply)
+		rc = st_error(ST_EX_UNAVAILABLE, "relay: bad upload reply");
+	st_buf_free(&out);
+	return rc;
+}
+
+int st_relay_download(struct st_relay *r, const char *path, uint64_t max,
+                      st_sink_fn sink, void *ctx)
+{
+	struct capture cap = { sink, ctx, 0, max, 0, 0 };
+	struct curl_slist *h = NULL;
+	long status;
+	int rc;
+
+	if (r->auth)
+		h = curl_slist_append(h, r->auth);
+	curl_easy_setopt(r->curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, TOTAL_S);
+	/* refuse to hand an error page to the sink as if it were the blob */
+	curl_easy_setopt(r->curl, CURLOPT_FAILONERROR, 1L);
+	rc = perform(r, "GET", path, h, &cap, &status, 0L);
+	curl_easy_setopt(r->curl, CURLOPT_FAILONERROR, 0L);
+	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 0L);
+	curl_slist_free_all(h);
+	if (status >= 300)
+		return call_status(r, status, status == 404 ? "no such blob"
+		                   : NULL, NULL);
+	return rc;
+}

@@ -1,0 +1,63 @@
+# helper.bash - loaded by every BATS file.  Each test gets a fresh $ST_HOME
+# under BATS_TEST_TMPDIR and the built commands on PATH; start_relay starts a
+# real st-relay on a free loopback port with a temporary database, and
+# teardown stops it by PID.
+
+: "${ST_BIN:=$BATS_TEST_DIRNAME/../bin}"
+: "${ST_TESTKIT:=$BATS_TEST_DIRNAME/../../shared/testkit}"
+export ST_BIN ST_TESTKIT
+PATH="$ST_BIN:$PATH"
+
+setup_home() {
+	export ST_HOME="$BATS_TEST_TMPDIR/home"
+	export HOME="$BATS_TEST_TMPDIR"
+	unset ST_RELAY
+	mkdir -p "$BATS_TEST_TMPDIR"
+}
+
+# free_port: a loopback TCP port nobody listens on right now.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_relay [flags...]: st-relay on a free port; sets RELAY_URL, RELAY_PID.
+start_relay() {
+	local port tries=0
+	port=$(free_port)
+	RELAY_DB="$BATS_TEST_TMPDIR/relay.db"
+	st-relay -l "127.0.0.1:$port" -d "$RELAY_DB" \
+	    --blob-dir "$BATS_TEST_TMPDIR/blobs" "$@" \
+	    2>"$BATS_TEST_TMPDIR/relay.log" &
+	RELAY_PID=$!
+	RELAY_URL="http://127.0.0.1:$port"
+	export RELAY_URL RELAY_PID
+	until curl -sf "$RELAY_URL/v1/health" >/dev/null 2>&1; do
+		tries=$((tries + 1))
+		if [ "$tries" -gt 100 ] || ! kill -0 "$RELAY_PID" 2>/dev/null; then
+			cat "$BATS_TEST_TMPDIR/relay.log" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+stop_relay() {
+	if [ -n "${RELAY_PID:-}" ]; then
+		kill "$RELAY_PID" 2>/dev/null || true
+		wait "$RELAY_PID" 2>/dev/null || true
+		RELAY_PID=
+	fi
+}
+
+setup() {
+	setup_home
+}
+
+teardown() {
+	stop_relay
+}
+
+# mode FILE: the octal permission bits of FILE.
+mode() {
+	stat -c %a "$1"
+}
