@@ -3,6 +3,7 @@
  * its writer lock, and the JSON config file inside it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,6 +70,16 @@ int st_home_lock(int timeout_ms)
 	return fd;
 }
 
+/* Keep the detail of the last error, but as a configuration problem. */
+static struct st_json *recode_config(void)
+{
+	char detail[512];
+
+	snprintf(detail, sizeof(detail), "%s", st_errmsg());
+	st_error(ST_EX_CONFIG, "bad config: %s", detail);
+	return NULL;
+}
+
 struct st_json *st_config_load(void)
 {
 	unsigned char *buf;
@@ -78,6 +89,8 @@ struct st_json *st_config_load(void)
 
 	if (!p)
 		return NULL;
+	/* errno tells a missing file apart only when nothing stale is in it */
+	errno = 0;
 	if (st_read_file(p, CONFIG_MAX, &buf, &len) < 0) {
 		if (errno == ENOENT) {
 			free(p);
@@ -85,17 +98,16 @@ struct st_json *st_config_load(void)
 			return st_json_object();
 		}
 		free(p);
-		return NULL;
+		return recode_config();
 	}
 	j = st_json_parse((char *)buf, len, CONFIG_MAX, p);
 	free(buf);
-	if (!j || !st_json_is_object(j)) {
-		if (j)
-			st_error(ST_EX_CONFIG, "%s is not a JSON object", p);
+	if (j && !st_json_is_object(j)) {
 		st_json_free(j);
-		st_error(ST_EX_CONFIG, "bad config %s", p);
-		free(p);
-		return NULL;
+		j = NULL;
+		st_error(ST_EX_CONFIG, "%s is not a JSON object", p);
+	} else if (!j) {
+		recode_config();
 	}
 	free(p);
 	return j;

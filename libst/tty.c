@@ -31,10 +31,10 @@ static char *first_line(const unsigned char *buf, size_t len)
 
 static char *secret_from_file(const char *file)
 {
-	unsigned char *buf;
+	unsigned char *buf, *nl;
 	size_t len;
 	char *s;
-	int fd, rc;
+	int fd, rc, nul;
 
 	if (strcmp(file, "-") == 0)
 		fd = 0;
@@ -48,11 +48,17 @@ static char *secret_from_file(const char *file)
 		close(fd);
 	if (rc < 0)
 		return NULL;
+	/* a NUL in the line would cut the secret short without a word */
+	nl = memchr(buf, '\n', len);
+	nul = memchr(buf, '\0', nl ? (size_t)(nl - buf) : len) != NULL;
 	s = first_line(buf, len);
 	st_free_secret(buf, len);
-	if (memchr(s, '\0', strlen(s)) || !*s) {
+	if (nul || !*s) {
 		st_free_str_secret(s);
-		st_error(ST_EX_DATAERR, "%s: empty secret", file);
+		if (nul)
+			st_error(ST_EX_DATAERR, "%s: NUL byte in secret", file);
+		else
+			st_error(ST_EX_DATAERR, "%s: empty secret", file);
 		return NULL;
 	}
 	return s;
