@@ -1,7 +1,8 @@
 /*
- * err.c - one recorded error per process: a message and an exit class.
+ * err.c - the last recorded error: a message and an exit class.
  * Library code returns st_error(...) (always -1); commands read it back
- * with st_errmsg()/st_errcode() and die with it.
+ * with st_errmsg()/st_errcode() and die with it.  The record is per thread,
+ * so the relay's threads each see their own last error.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -11,8 +12,8 @@
 
 #include "st.h"
 
-static char msg[1024];
-static int code = ST_EX_NO;
+static _Thread_local char msg[1024];
+static _Thread_local int code = ST_EX_NO;
 static const char *progname = "st";
 
 static void vrecord(int c, const char *fmt, va_list ap)

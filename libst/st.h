@@ -222,7 +222,8 @@ void st_json_array_append(struct st_json *a, struct st_json *v);
 /* Borrowed member of an object or NULL. */
 struct st_json *st_json_get(const struct st_json *o, const char *key);
 
-/* Setters steal nothing except st_json_set(), which steals v. */
+/* Setters steal nothing except st_json_set(), which steals v.  Strings
+ * must be valid UTF-8 without NUL (not checked: callers build them). */
 void st_json_set(struct st_json *o, const char *key, struct st_json *v);
 void st_json_set_str(struct st_json *o, const char *key, const char *s);
 void st_json_set_strn(struct st_json *o, const char *key, const char *s,
@@ -606,5 +607,428 @@ int st_relay_upload(struct st_relay *r, const char *path, int fd,
 /* Stream path's body to the sink, failing past max bytes. */
 int st_relay_download(struct st_relay *r, const char *path, uint64_t max,
                       st_sink_fn sink, void *ctx);
+
+/* ---- keys.c: identities, prekeys, bundles, channel posts (SPEC §4, §5) ---- */
+
+#define ST_ID_ENC_LEN 65        /* 0x01 || IKs_pub || IKd_pub */
+#define ST_TO_IK_LEN 22         /* base64url of 16 bytes, without the NUL */
+#define ST_USER_MAX 32          /* ^[a-z0-9][a-z0-9._-]{0,31}$ */
+
+/* 1 when the n bytes at s follow the username (and channel name) rule. */
+int st_user_ok(const char *s, size_t n);
+/*
+ * 1 when the n bytes at p are valid UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF) and contain no NUL; 0 otherwise.
+ */
+int st_utf8_ok(const void *p, size_t n);
+
+/* A public identity as the relay serves it: {ed25519, x25519, bind}. */
+struct st_identity_pub {
+	unsigned char ed25519[32];      /* IKs_pub */
+	unsigned char x25519[32];       /* IKd_pub */
+	unsigned char bind[64];         /* Sign(IKs, "st-id-v1" || IKd_pub) */
+};
+/* Our own identity; the two secrets are wiped by st_identity_wipe(). */
+struct st_identity {
+	unsigned char ed25519_seed[32]; /* IKs (RFC 8032 seed) */
+	unsigned char x25519_priv[32];  /* IKd */
+	struct st_identity_pub pub;
+};
+
+/* A fresh identity: random IKs and IKd, their public keys and bind. */
+int st_identity_generate(struct st_identity *id);
+/*
+ * The identity with these secrets: public keys and bind derived (Ed25519
+ * signatures are deterministic, so this is how tests fix an identity).
+ */
+int st_identity_from_secrets(struct st_identity *id,
+                             const unsigned char ed25519_seed[32],
+                             const unsigned char x25519_priv[32]);
+void st_identity_wipe(struct st_identity *id);
+/* The 65-byte public encoding 0x01 || IKs_pub || IKd_pub. */
+void st_identity_encode(const struct st_identity_pub *p,
+                        unsigned char out[ST_ID_ENC_LEN]);
+/* 0 when bind is a valid signature; -1 (ST_EX_DATAERR) otherwise. */
+int st_identity_verify(const struct st_identity_pub *p);
+/*
+ * to_ik (SPEC §7): base64url of the first 16 bytes of SHA-256 of the
+ * encoding, NUL-terminated in out.
+ */
+void st_identity_to_ik(const struct st_identity_pub *p,
+                       char out[ST_TO_IK_LEN + 1]);
+/* {ed25519, x25519, bind} as a new object. */
+struct st_json *st_identity_to_json(const struct st_identity_pub *p);
+/*
+ * Parse {ed25519, x25519, bind} (other members are ignored) and verify the
+ * binding.  Failure: ST_EX_DATAERR, naming the field or "bad identity
+ * binding signature".
+ */
+int st_identity_from_json(const struct st_json *j, struct st_identity_pub *p);
+/*
+ * The secrets for identity.json: {"v":1,"ed25519_seed":B64,"x25519":B64}.
+ * Free the object with st_json_free_secret() and any dump of it with
+ * st_free_str_secret().  Loading re-derives the public half.
+ */
+struct st_json *st_identity_secret_to_json(const struct st_identity *id);
+int st_identity_secret_from_json(const struct st_json *j,
+                                 struct st_identity *id);
+
+/* A signed prekey; wipe with st_wipe(s, sizeof(*s)). */
+struct st_spk {
+	uint32_t id;
+	unsigned char priv[32], pub[32];
+	unsigned char sig[64];          /* Sign(IKs, "st-spk-v1"||be32(id)||pub) */
+	int64_t created;                /* Unix ms, for rotation */
+};
+/* A one-time prekey; wipe with st_wipe(o, sizeof(*o)). */
+struct st_opk {
+	uint32_t id;
+	unsigned char priv[32], pub[32];
+};
+/*
+ * Make signed prekey spk_id from priv (or a fresh one when priv is NULL),
+ * signed by id, created at now_ms.
+ */
+int st_spk_generate(const struct st_identity *id, uint32_t spk_id,
+                    const unsigned char *priv, int64_t now_ms,
+                    struct st_spk *out);
+/* 0 when sig signs (id, pub) under ed25519_pub; -1 ST_EX_DATAERR. */
+int st_spk_verify(const unsigned char ed25519_pub[32], uint32_t id,
+                  const unsigned char pub[32], const unsigned char sig[64]);
+/* One-time prekey opk_id from priv (fresh when NULL). */
+int st_opk_generate(uint32_t opk_id, const unsigned char *priv,
+                    struct st_opk *out);
+/* Relay forms, new objects: {id, pub, sig} and {id, pub}. */
+struct st_json *st_spk_to_json(const struct st_spk *s);
+struct st_json *st_opk_to_json(const struct st_opk *o);
+/*
+ * Secret forms for prekeys.json: {id, priv, sig, created} and {id, priv};
+ * loading re-derives pub.  Free with st_json_free_secret().
+ */
+struct st_json *st_spk_secret_to_json(const struct st_spk *s);
+int st_spk_secret_from_json(const struct st_json *j, struct st_spk *s);
+struct st_json *st_opk_secret_to_json(const struct st_opk *o);
+int st_opk_secret_from_json(const struct st_json *j, struct st_opk *o);
+
+/* A peer's prekey bundle (POST /v1/users/NAME/bundle). */
+struct st_bundle {
+	char user[ST_USER_MAX + 1];
+	struct st_identity_pub id;
+	uint32_t spk_id;
+	unsigned char spk[32], spk_sig[64];
+	int has_opk;
+	uint32_t opk_id;
+	unsigned char opk[32];
+};
+/*
+ * Parse {user, identity, spk:{id,pub,sig}, opk:{id,pub}|null} and verify
+ * the identity binding and the signed-prekey signature: a bundle that
+ * parses is safe to run X3DH against.  Failure: ST_EX_DATAERR.
+ */
+int st_bundle_parse(const struct st_json *j, struct st_bundle *b);
+/* The same object back (new). */
+struct st_json *st_bundle_to_json(const struct st_bundle *b);
+
+/* A channel post (SPEC §5); st_post_parse() fills it, st_post_free() frees
+ * text. */
+struct st_post {
+	char channel[ST_USER_MAX + 1];
+	char from[ST_USER_MAX + 1];
+	int64_t ts;
+	char *text;                     /* malloc'd, NUL-terminated */
+	size_t textlen;
+	unsigned char sig[64];
+};
+/*
+ * The signed bytes "st-chan-v1" || lp(channel) || lp(from) || be64(ts) ||
+ * text, appended to out.  Fails (ST_EX_DATAERR) on a bad channel or user
+ * name, a negative ts, or text that is not UTF-8 without NUL.
+ */
+int st_post_signing_input(const char *channel, const char *from, int64_t ts,
+                          const char *text, size_t textlen,
+                          struct st_buf *out);
+/*
+ * Sign a post with id and return it as the wire object {v, channel, from,
+ * ts, text, sig} (new; NULL on failure, as for st_post_signing_input()).
+ */
+struct st_json *st_post_sign(const struct st_identity *id,
+                             const char *channel, const char *from,
+                             int64_t ts, const char *text, size_t textlen);
+/*
+ * Parse a post strictly (no other members, v 1, names by the username
+ * rule) without verifying it.  Failure: ST_EX_DATAERR, p left empty.
+ */
+int st_post_parse(const struct st_json *j, struct st_post *p);
+/* 0 when the post's signature verifies under ed25519_pub; -1 otherwise. */
+int st_post_verify(const struct st_post *p,
+                   const unsigned char ed25519_pub[32]);
+void st_post_free(struct st_post *p);
+
+/*
+ * Free a JSON value after wiping every string in it (for objects holding
+ * base64 secrets); NULL is fine.
+ */
+void st_json_free_secret(struct st_json *j);
+
+/* ---- safety.c: safety numbers (Signal's numeric fingerprint, SPEC §4) ---- */
+
+#define ST_SAFETY_ITERATIONS 5200
+#define ST_SAFETY_HALF_LEN 30    /* digits per party */
+#define ST_SAFETY_LEN 60         /* digits in a safety number */
+#define ST_SAFETY_DISPLAY_LEN 71 /* 12 groups of 5 with single spaces */
+
+/*
+ * Signal's per-party fingerprint hash, parameterised so Signal's own test
+ * vectors run through it: h = SHA-512(be16(version) || key || sid || key),
+ * then h = SHA-512(h || key) until iterations runs in all (iterations >= 1).
+ */
+int st_fingerprint_hash(unsigned version, const void *key, size_t keylen,
+                        const void *sid, size_t sidlen, unsigned iterations,
+                        unsigned char out[64]);
+/* The first 30 bytes of a hash as six 5-byte big-endian integers mod
+ * 100000: 30 digits and a NUL. */
+void st_fingerprint_digits(const unsigned char hash[64],
+                           char out[ST_SAFETY_HALF_LEN + 1]);
+/* Two halves, the smaller (as strings) first: 60 digits and a NUL. */
+void st_fingerprint_combine(const char *a, const char *b,
+                            char out[ST_SAFETY_LEN + 1]);
+/* Both steps for two parties: Signal's displayable fingerprint. */
+int st_fingerprint(unsigned version, unsigned iterations,
+                   const void *key_a, size_t keylen_a,
+                   const void *sid_a, size_t sidlen_a,
+                   const void *key_b, size_t keylen_b,
+                   const void *sid_b, size_t sidlen_b,
+                   char out[ST_SAFETY_LEN + 1]);
+/* Our half: version 0, key = the 65-byte identity encoding, sid = user. */
+int st_safety_half(const struct st_identity_pub *p, const char *user,
+                   char out[ST_SAFETY_HALF_LEN + 1]);
+/* The 60-digit safety number of two (identity, user) pairs. */
+int st_safety_number(const struct st_identity_pub *a, const char *user_a,
+                     const struct st_identity_pub *b, const char *user_b,
+                     char out[ST_SAFETY_LEN + 1]);
+/* "12345 67890 ..." (12 groups of 5) from 60 digits. */
+void st_safety_display(const char *number,
+                       char out[ST_SAFETY_DISPLAY_LEN + 1]);
+/*
+ * 0 when input (digits; spaces, tabs and dashes ignored) equals number;
+ * -1 with ST_EX_NO otherwise.  Constant time over the 60 digits.
+ */
+int st_safety_match(const char *input, const char *number);
+
+/* ---- x3dh.c: X3DH key agreement (SPEC §4) ---- */
+
+/* lp(user_A) || id_A || lp(user_B) || id_B with users of up to 255 bytes */
+#define ST_X3DH_AD_MAX (2 * (1 + 255 + ST_ID_ENC_LEN))
+
+/*
+ * SK = HKDF-SHA256(0xFF*32 || dh, salt 32 zeros, "st-x3dh-v1", 32) over the
+ * concatenated DH outputs (n = 96 or 128 bytes).
+ */
+int st_x3dh_kdf(const unsigned char *dh, size_t n, unsigned char sk[32]);
+/*
+ * The associated data of a session: A is always the initiator.  Users must
+ * be 1..255 bytes (ST_EX_DATAERR otherwise).  ad needs ST_X3DH_AD_MAX bytes.
+ */
+int st_x3dh_ad(const char *user_a, const unsigned char id_a[ST_ID_ENC_LEN],
+               const char *user_b, const unsigned char id_b[ST_ID_ENC_LEN],
+               unsigned char *ad, size_t *adlen);
+/*
+ * Initiator: verify the bundle's binding and signed-prekey signature, then
+ * SK from DH1..DH3 (DH4 when the bundle has an OPK).  ek_priv fixes the
+ * ephemeral key for tests; NULL draws a fresh one.  EK and the DH outputs
+ * are wiped before returning.  Any all-zero DH or bad signature:
+ * ST_EX_DATAERR, sk and ek_pub wiped.
+ */
+int st_x3dh_initiate(const struct st_identity *me, const struct st_bundle *b,
+                     const unsigned char *ek_priv, unsigned char sk[32],
+                     unsigned char ek_pub[32]);
+/*
+ * Responder: SK from our IKd, the SPK secret, the OPK secret (NULL when
+ * the initiator used none), the initiator's IKd_pub and EK.
+ */
+int st_x3dh_respond(const struct st_identity *me,
+                    const unsigned char spk_priv[32],
+                    const unsigned char *opk_priv,
+                    const unsigned char peer_x25519[32],
+                    const unsigned char ek_pub[32], unsigned char sk[32]);
+
+/* ---- envelope.c: the envelope and the inner message (SPEC §5) ---- */
+
+#define ST_DR_HEADER_LEN 40
+#define ST_ENVELOPE_MAX 65536   /* ciphertext and inner message ceiling */
+#define ST_MSG_PAD 256
+
+/*
+ * {"v":1, "x3dh":{ik, ek, spk, opk|null}?, "hdr", "ct"}.  ct is malloc'd
+ * and owned by the struct; st_envelope_free() releases it.
+ */
+struct st_envelope {
+	int has_x3dh;
+	unsigned char ik[ST_ID_ENC_LEN]; /* sender's identity encoding */
+	unsigned char ek[32];
+	uint32_t spk_id;
+	int has_opk;
+	uint32_t opk_id;
+	unsigned char hdr[ST_DR_HEADER_LEN];
+	unsigned char *ct;              /* ciphertext || tag */
+	size_t ctlen;
+};
+/* The wire object (new). */
+struct st_json *st_envelope_to_json(const struct st_envelope *e);
+/*
+ * Parse strictly: no unknown members, v 1, exact lengths, ids in
+ * 0..2^32-1, ct of 16..ST_ENVELOPE_MAX+16 bytes.  Failure ST_EX_DATAERR
+ * with e empty.
+ */
+int st_envelope_parse(const struct st_json *j, struct st_envelope *e);
+void st_envelope_free(struct st_envelope *e);
+
+/* An attached file's entry in the inner message. */
+struct st_msg_file {
+	char *name;                     /* malloc'd */
+	uint64_t size;                  /* plaintext size */
+	char *blob;                     /* relay blob id, malloc'd */
+	unsigned char key[16];          /* file key */
+};
+/*
+ * The inner message.  The body goes out as "text" when it is UTF-8 without
+ * NUL, as "data" otherwise; is_text says which arrived.  Everything is
+ * owned by the struct: st_msg_free() wipes and frees it.
+ */
+struct st_msg {
+	char id[33];                    /* 32 lowercase hex */
+	int64_t ts;                     /* Unix ms */
+	char **to;
+	size_t nto;
+	int has_body;
+	int is_text;
+	unsigned char *body;
+	size_t bodylen;
+	struct st_msg_file *files;
+	size_t nfiles;
+};
+/* A fresh random message id (32 lowercase hex and a NUL). */
+int st_msg_new_id(char id[33]);
+/*
+ * JSON {v, id, ts, to, text|data, files} padded with zeros to the next
+ * multiple of 256: the ratchet plaintext.  *out is malloc'd; free with
+ * st_free_secret(*out, *outlen).  Bad fields: ST_EX_DATAERR.
+ */
+int st_msg_encode(const struct st_msg *m, unsigned char **out,
+                  size_t *outlen);
+/*
+ * Unpad and parse a decrypted plaintext into m (members other than the
+ * known ones are ignored).  Failure: ST_EX_DATAERR, m empty.
+ */
+int st_msg_decode(const unsigned char *pt, size_t n, struct st_msg *m);
+void st_msg_free(struct st_msg *m);
+/* Zero padding to the next multiple of 256 (none when n is one already). */
+int st_msg_pad(const void *p, size_t n, unsigned char **out, size_t *outlen);
+/* The length up to the first NUL; -1 (ST_EX_DATAERR) when a non-zero byte
+ * follows it. */
+int st_msg_unpad(const unsigned char *p, size_t n, size_t *len);
+
+/* ---- ratchet.c, session.c: the Double Ratchet and per-peer state ---- */
+
+#define ST_DR_MAX_SKIP 1000
+#define ST_DR_MAX_SKIPPED 2000          /* stored skipped keys per session */
+#define ST_DR_SKIPPED_TTL_MS (30LL * 24 * 3600 * 1000)
+#define ST_DR_MAX_SESSIONS 6            /* the current one and 5 earlier */
+
+/* KDF_RK: rk_out (may be rk) and ck_out from HKDF(dh, salt rk). */
+int st_dr_kdf_rk(const unsigned char rk[32], const unsigned char dh[32],
+                 unsigned char rk_out[32], unsigned char ck_out[32]);
+/* KDF_CK: mk = HMAC(ck, 0x01), ck_next = HMAC(ck, 0x02); ck_next may be ck. */
+int st_dr_kdf_ck(const unsigned char ck[32], unsigned char mk[32],
+                 unsigned char ck_next[32]);
+/* key || nonce = HKDF(mk, salt 32 zeros, "st-msg-v1", 44). */
+int st_dr_message_keys(const unsigned char mk[32], unsigned char key[32],
+                       unsigned char nonce[12]);
+/* dh_pub (32) || be32(pn) || be32(n). */
+void st_dr_header_encode(const unsigned char dh[32], uint32_t pn, uint32_t n,
+                         unsigned char out[ST_DR_HEADER_LEN]);
+void st_dr_header_decode(const unsigned char in[ST_DR_HEADER_LEN],
+                         unsigned char dh[32], uint32_t *pn, uint32_t *n);
+
+/*
+ * The Double Ratchet state with one peer (ratchet/NAME.json): the current
+ * session, up to 5 earlier ones and the (spk, ek) pairs seen.  Opaque;
+ * st_ratchet_free() wipes it.
+ */
+struct st_ratchet;
+/* Our prekey secrets, for a message that starts a session. */
+struct st_prekey_set {
+	const struct st_spk *spk;       /* the current and previous ones */
+	size_t nspk;
+	const struct st_opk *opk;       /* unused one-time prekeys */
+	size_t nopk;
+};
+/* What a decryption did, for the caller to act on. */
+struct st_ratchet_info {
+	int new_session;                /* this message started a session */
+	int switched;                   /* an earlier session became current */
+	int opk_used;                   /* delete one-time prekey opk_id now */
+	uint32_t opk_id;
+};
+
+/* An empty state (no session).  Never NULL. */
+struct st_ratchet *st_ratchet_new(void);
+void st_ratchet_free(struct st_ratchet *r);
+/* A deep copy (never NULL). */
+struct st_ratchet *st_ratchet_dup(const struct st_ratchet *r);
+/* 1 when there is a current session to encrypt with. */
+int st_ratchet_has_session(const struct st_ratchet *r);
+/*
+ * For tests: draw every new ratchet key pair's secret from fn (which
+ * fills priv and returns 0, or -1 after st_error()) instead of RAND_bytes:
+ * one at st_ratchet_initiate(), one per DH ratchet step, and the latter
+ * only once the message that brought the step has authenticated, so a
+ * failed decryption consumes none.  The source is not saved in JSON.
+ */
+void st_ratchet_set_keysource(struct st_ratchet *r,
+                              int (*fn)(void *ctx, unsigned char priv[32]),
+                              void *ctx);
+/*
+ * Start a session as initiator against a bundle (which st_bundle_parse()
+ * verified; st_x3dh_initiate() checks it again): X3DH, then the first
+ * ratchet key pair.  The new session becomes current, the old one earlier.
+ * ek_priv fixes EK for tests (NULL: fresh).  On failure r is unchanged.
+ */
+int st_ratchet_initiate(struct st_ratchet *r, const struct st_identity *me,
+                        const char *me_user, const struct st_bundle *b,
+                        const unsigned char *ek_priv);
+/*
+ * Encrypt n bytes (an encoded inner message) with the current session into
+ * env (which the caller frees with st_envelope_free()); the x3dh part is
+ * set until the peer's first reply arrives.  The state advances: commit it
+ * before the envelope leaves the process.  No session: ST_EX_DATAERR.
+ */
+int st_ratchet_encrypt(struct st_ratchet *r, const void *pt, size_t n,
+                       struct st_envelope *env);
+/*
+ * Decrypt an envelope from peer (identity peer, name peer_user) to us:
+ * an x3dh part must name peer's identity (ST_EX_IDENTITY otherwise) and
+ * continues its kept session, starts a new one from pk, or is a replay;
+ * without it the current session is tried, then the earlier ones.  Works
+ * on a copy: on any failure (ST_EX_DATAERR) r is exactly as before.  On
+ * success *pt (malloc'd, free with st_free_secret(*pt, *ptlen)) holds the
+ * plaintext, info (may be NULL) says what happened, and expired skipped
+ * keys (stored before now_ms - 30 days) are gone.
+ */
+int st_ratchet_decrypt(struct st_ratchet *r, const struct st_identity *me,
+                       const char *me_user,
+                       const struct st_identity_pub *peer,
+                       const char *peer_user, const struct st_prekey_set *pk,
+                       const struct st_envelope *env, int64_t now_ms,
+                       unsigned char **pt, size_t *ptlen,
+                       struct st_ratchet_info *info);
+/*
+ * The state as JSON for ratchet/NAME.json (format in session.c and
+ * doc/st.5).  It holds secrets: free with st_json_free_secret(), wipe the
+ * dump with st_free_str_secret().
+ */
+struct st_json *st_ratchet_to_json(const struct st_ratchet *r);
+/* Load it back, checking every field; NULL with ST_EX_DATAERR. */
+struct st_ratchet *st_ratchet_from_json(const struct st_json *j);
 
 #endif

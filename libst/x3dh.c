@@ -1,0 +1,103 @@
+/*
+ * x3dh.c - X3DH key agreement per SPEC §4 and the Signal X3DH
+ * specification: both roles, the KDF and the associated data.  The
+ * initiator checks the bundle's signatures itself before any DH, so no
+ * caller can forget to; every DH output and the ephemeral secret are wiped
+ * before returning, error paths included.
+ */
+#include <string.h>
+
+#include "st.h"
+
+static const char KDF_INFO[] = "st-x3dh-v1";
+
+int st_x3dh_kdf(const unsigned char *dh, size_t n, unsigned char sk[32])
+{
+	static const unsigned char salt[32];
+	unsigned char ikm[32 + 4 * 32];
+	int rc;
+
+	if (n != 96 && n != 128)
+		return st_error(ST_EX_DATAERR, "bad x3dh input length");
+	memset(ikm, 0xff, 32);
+	memcpy(ikm + 32, dh, n);
+	rc = st_hkdf_sha256(ikm, 32 + n, salt, sizeof(salt), KDF_INFO,
+	                    sizeof(KDF_INFO) - 1, sk, 32);
+	st_wipe(ikm, sizeof(ikm));
+	return rc;
+}
+
+int st_x3dh_ad(const char *user_a, const unsigned char id_a[ST_ID_ENC_LEN],
+               const char *user_b, const unsigned char id_b[ST_ID_ENC_LEN],
+               unsigned char *ad, size_t *adlen)
+{
+	size_t la = strlen(user_a), lb = strlen(user_b), o = 0;
+
+	if (la < 1 || la > 255 || lb < 1 || lb > 255)
+		return st_error(ST_EX_DATAERR, "bad user name length");
+	ad[o++] = (unsigned char)la;
+	memcpy(ad + o, user_a, la);
+	o += la;
+	memcpy(ad + o, id_a, ST_ID_ENC_LEN);
+	o += ST_ID_ENC_LEN;
+	ad[o++] = (unsigned char)lb;
+	memcpy(ad + o, user_b, lb);
+	o += lb;
+	memcpy(ad + o, id_b, ST_ID_ENC_LEN);
+	*adlen = o + ST_ID_ENC_LEN;
+	return 0;
+}
+
+int st_x3dh_initiate(const struct st_identity *me, const struct st_bundle *b,
+                     const unsigned char *ek_priv, unsigned char sk[32],
+                     unsigned char ek_pub[32])
+{
+	unsigned char ek[32], dh[4 * 32];
+	size_t n = b->has_opk ? 128 : 96;
+	int rc = -1;
+
+	if (st_identity_verify(&b->id) < 0 ||
+	    st_spk_verify(b->id.ed25519, b->spk_id, b->spk, b->spk_sig) < 0)
+		return st_error_ctx("refusing prekey bundle of %s", b->user);
+	if (ek_priv)
+		memcpy(ek, ek_priv, 32);
+	else if (st_random(ek, 32) < 0)
+		goto out;
+	if (st_x25519_pub(ek, ek_pub) < 0 ||
+	    st_x25519(me->x25519_priv, b->spk, dh) < 0 ||
+	    st_x25519(ek, b->id.x25519, dh + 32) < 0 ||
+	    st_x25519(ek, b->spk, dh + 64) < 0 ||
+	    (b->has_opk && st_x25519(ek, b->opk, dh + 96) < 0))
+		goto out;
+	st_wipe(ek, sizeof(ek));
+	rc = st_x3dh_kdf(dh, n, sk);
+out:
+	st_wipe(ek, sizeof(ek));
+	st_wipe(dh, sizeof(dh));
+	if (rc < 0) {
+		st_wipe(sk, 32);
+		st_wipe(ek_pub, 32);
+	}
+	return rc;
+}
+
+int st_x3dh_respond(const struct st_identity *me,
+                    const unsigned char spk_priv[32],
+                    const unsigned char *opk_priv,
+                    const unsigned char peer_x25519[32],
+                    const unsigned char ek_pub[32], unsigned char sk[32])
+{
+	unsigned char dh[4 * 32];
+	size_t n = opk_priv ? 128 : 96;
+	int rc = -1;
+
+	if (st_x25519(spk_priv, peer_x25519, dh) == 0 &&
+	    st_x25519(me->x25519_priv, ek_pub, dh + 32) == 0 &&
+	    st_x25519(spk_priv, ek_pub, dh + 64) == 0 &&
+	    (!opk_priv || st_x25519(opk_priv, ek_pub, dh + 96) == 0))
+		rc = st_x3dh_kdf(dh, n, sk);
+	st_wipe(dh, sizeof(dh));
+	if (rc < 0)
+		st_wipe(sk, 32);
+	return rc;
+}
