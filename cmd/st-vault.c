@@ -531,6 +531,11 @@ static int cmd_encrypt(int argc, char **argv)
 	return 0;
 }
 
+static char *ask_passphrase(void)
+{
+	return st_read_secret(NULL, "Enter passphrase: ");
+}
+
 static int cmd_decrypt(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -569,13 +574,13 @@ static int cmd_decrypt(int argc, char **argv)
 		memcpy(f.ids, vids, n * sizeof(*vids));
 		f.nids = n;
 	}
-	if (pfile) {
-		if (!(pass = st_read_secret(pfile, NULL)))
-			die_err();
-		f.ids = st_realloc(f.ids, (f.nids + 1) * sizeof(*f.ids));
-		f.ids[f.nids++] = (struct st_age_id){ .type = ST_AGE_SCRYPT,
-		                                      .passphrase = pass };
-	}
+	/* a passphrase is read only if the file is passphrase-encrypted */
+	if (pfile && !(pass = st_read_secret(pfile, NULL)))
+		die_err();
+	f.ids = st_realloc(f.ids, (f.nids + 1) * sizeof(*f.ids));
+	f.ids[f.nids++] = (struct st_age_id){ .type = ST_AGE_SCRYPT,
+	                                      .passphrase = pass,
+	                                      .ask = ask_passphrase };
 	run_filter(&f, pump_decrypt);
 	st_free_secret(f.ids, f.nids * sizeof(*f.ids));
 	st_free_str_secret(pass);

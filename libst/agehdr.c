@@ -385,6 +385,24 @@ static int try_scrypt(const struct st_age_id *id, const struct stanza *s,
 	return rc;
 }
 
+/* A passphrase identity: the one given, or one asked for only now. */
+static int try_asked(const struct st_age_id *id, const struct stanza *s,
+                     unsigned char fk[16])
+{
+	struct st_age_id asked = *id;
+	int rc;
+
+	if (id->passphrase)
+		return try_scrypt(id, s, fk);
+	if (!id->ask)
+		return 0;
+	if (!(asked.passphrase = id->ask()))
+		return st_age_fail_as(ST_AGE_FAIL_IO);
+	rc = try_scrypt(&asked, s, fk);
+	st_free_str_secret(asked.passphrase);
+	return rc;
+}
+
 /* Try every identity, in order, on every stanza, in order. */
 static int unwrap(const struct hdr *h, const struct st_age_id *ids,
                   size_t nids, unsigned char fk[16])
@@ -409,9 +427,9 @@ static int unwrap(const struct hdr *h, const struct st_age_id *ids,
 			if (id->type == ST_AGE_X25519 &&
 			    s->kind == ST_AGE_X25519)
 				rc = try_x25519(id, pub, s, fk);
-			else if (id->type == ST_AGE_SCRYPT && id->passphrase &&
+			else if (id->type == ST_AGE_SCRYPT &&
 			         s->kind == ST_AGE_SCRYPT)
-				rc = try_scrypt(id, s, fk);
+				rc = try_asked(id, s, fk);
 		}
 	}
 	OPENSSL_cleanse(pub, sizeof(pub));

@@ -444,6 +444,13 @@ struct st_age_id {
 	unsigned char key[32]; /* X25519 secret; wiped by st_age_id_wipe() */
 	char *passphrase;      /* borrowed, scrypt only */
 	int max_logn;          /* scrypt work-factor ceiling (default 22) */
+	/*
+	 * scrypt only, when passphrase is NULL: asked for a passphrase only if
+	 * the file turns out to be passphrase-encrypted (a prompt on
+	 * /dev/tty); returns a malloc'd string, wiped and freed after use, or
+	 * NULL after st_error().
+	 */
+	char *(*ask)(void);
 };
 void st_age_id_wipe(struct st_age_id *id);
 

@@ -249,3 +249,22 @@ PY
 	st-vault decrypt -o /dev/null "$BATS_TEST_TMPDIR/x.age"
 	[ -c /dev/null ]
 }
+
+@test "decrypt asks /dev/tty for a passphrase only when the file needs one" {
+	printf 'pass-phrase-1\n' > "$BATS_TEST_TMPDIR/pw"
+	printf 'asked' | st-vault encrypt -p --passphrase-file "$BATS_TEST_TMPDIR/pw" > "$BATS_TEST_TMPDIR/p.age"
+	run expect -c "
+		set timeout 20
+		spawn $ST_BIN/st-vault decrypt $BATS_TEST_TMPDIR/p.age
+		expect \"Enter passphrase:\"
+		send \"pass-phrase-1\r\"
+		expect eof"
+	[[ "$output" == *asked* ]]
+	printf 'no prompt' | st-vault encrypt > "$BATS_TEST_TMPDIR/x.age"
+	run st-vault decrypt "$BATS_TEST_TMPDIR/x.age" < /dev/null
+	[ "$status" -eq 0 ]
+	[ "$output" = "no prompt" ]
+	run st-vault decrypt "$BATS_TEST_TMPDIR/p.age" < /dev/null
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"no terminal"* ]]
+}
