@@ -264,7 +264,8 @@ PY
 	run st-vault decrypt "$BATS_TEST_TMPDIR/x.age" < /dev/null
 	[ "$status" -eq 0 ]
 	[ "$output" = "no prompt" ]
-	run st-vault decrypt "$BATS_TEST_TMPDIR/p.age" < /dev/null
+	# setsid: no controlling terminal, as under cron
+	run setsid -w "$ST_BIN/st-vault" decrypt "$BATS_TEST_TMPDIR/p.age" < /dev/null
 	[ "$status" -eq 64 ]
 	[[ "$output" == *"no terminal"* ]]
 }
