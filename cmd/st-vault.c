@@ -179,7 +179,8 @@ static int to_file(const char *path, int (*fill)(void *, int), void *ctx)
 		st_atomic_abort(&a);
 		return -1;
 	}
-	return st_atomic_commit(&a);
+	/* an output file, not state: whole or absent, but not fsynced */
+	return st_atomic_commit_nosync(&a);
 }
 
 struct item { struct st_vault *v; const char *id; };
@@ -390,6 +391,7 @@ static int pump_encrypt(void *ctx, int fd)
 	                                      st_sink_fd, &fd);
 	unsigned char *buf = st_malloc(4 * ST_STREAM_CHUNK);
 	ssize_t got;
+	size_t dirty = 0;
 	int rc = -1;
 
 	if (!e)
@@ -401,6 +403,8 @@ static int pump_encrypt(void *ctx, int fd)
 			st_error(ST_EX_NOINPUT, "cannot read input:");
 			goto out;
 		}
+		if ((size_t)got > dirty)
+			dirty = (size_t)got;
 		if (st_age_enc_write(e, buf, (size_t)got) < 0)
 			goto out;
 	}
@@ -408,7 +412,8 @@ static int pump_encrypt(void *ctx, int fd)
 	e = NULL;
 out:
 	st_age_enc_free(e);
-	st_free_secret(buf, 4 * ST_STREAM_CHUNK);
+	st_wipe(buf, dirty);
+	free(buf);
 	return rc;
 }
 

@@ -3,15 +3,30 @@
  * byte-array interfaces.  Every temporary that held key material is wiped
  * on the way out, error paths included.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "st.h"
+
+/*
+ * Start-up: a command runs for milliseconds, and OpenSSL's default
+ * initialisation (reading openssl.cnf, registering every legacy cipher and
+ * digest by name) costs more than the work itself.  libst fetches only
+ * what it names from the default provider, so skip both, once, before main.
+ */
+__attribute__((constructor)) static void init_openssl(void)
+{
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG |
+	                    OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
+	                    OPENSSL_INIT_NO_ADD_ALL_DIGESTS, NULL);
+}
 
 int st_random(void *p, size_t n)
 {
@@ -29,6 +44,55 @@ static EVP_PKEY *raw_priv(int type, const unsigned char *k)
 	return p;
 }
 
+#define XCACHE 8
+
+static struct xcache {
+	unsigned char priv[32], pub[32];
+	EVP_PKEY *pkey;
+} xcache[XCACHE];
+static size_t nxcache;
+
+void st_x25519_uncache(void)
+{
+	for (size_t i = 0; i < nxcache; i++) {
+		EVP_PKEY_free(xcache[i].pkey);
+		OPENSSL_cleanse(&xcache[i], sizeof(xcache[i]));
+	}
+	nxcache = 0;
+}
+
+/* The cached import of priv, or NULL. */
+static struct xcache *xlookup(const unsigned char priv[32])
+{
+	for (size_t i = 0; i < nxcache; i++)
+		if (CRYPTO_memcmp(xcache[i].priv, priv, 32) == 0)
+			return &xcache[i];
+	return NULL;
+}
+
+int st_x25519_cache(const unsigned char priv[32])
+{
+	static int registered;
+	struct xcache *c;
+	size_t len = 32;
+
+	if (xlookup(priv) || nxcache == XCACHE)
+		return 0;
+	c = &xcache[nxcache];
+	if (!(c->pkey = raw_priv(EVP_PKEY_X25519, priv)))
+		return -1;
+	if (EVP_PKEY_get_raw_public_key(c->pkey, c->pub, &len) != 1) {
+		EVP_PKEY_free(c->pkey);
+		c->pkey = NULL;
+		return st_error(ST_EX_DATAERR, "cannot derive public key");
+	}
+	memcpy(c->priv, priv, 32);
+	nxcache++;
+	if (!registered++)
+		atexit(st_x25519_uncache);
+	return 0;
+}
+
 static int get_pub(EVP_PKEY *p, unsigned char pub[32])
 {
 	size_t len = 32;
@@ -40,10 +104,15 @@ static int get_pub(EVP_PKEY *p, unsigned char pub[32])
 
 int st_x25519_pub(const unsigned char priv[32], unsigned char pub[32])
 {
-	EVP_PKEY *p = raw_priv(EVP_PKEY_X25519, priv);
+	struct xcache *c = xlookup(priv);
+	EVP_PKEY *p;
 	int rc;
 
-	if (!p)
+	if (c) {
+		memcpy(pub, c->pub, 32);
+		return 0;
+	}
+	if (!(p = raw_priv(EVP_PKEY_X25519, priv)))
 		return -1;
 	rc = get_pub(p, pub);
 	EVP_PKEY_free(p);
@@ -65,12 +134,15 @@ int st_x25519(const unsigned char priv[32], const unsigned char peer[32],
               unsigned char out[32])
 {
 	static const unsigned char zero[32];
+	struct xcache *x = xlookup(priv);
 	EVP_PKEY *p = NULL, *q = NULL;
 	EVP_PKEY_CTX *c = NULL;
 	size_t len = 32;
 	int rc = -1;
 
-	if (!(p = raw_priv(EVP_PKEY_X25519, priv)))
+	if (x && EVP_PKEY_up_ref(x->pkey) == 1)
+		p = x->pkey;
+	else if (!(p = raw_priv(EVP_PKEY_X25519, priv)))
 		return -1;
 	q = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, 32);
 	if (!q) {

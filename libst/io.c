@@ -160,11 +160,11 @@ void st_atomic_abort(struct st_atomic *a)
 	a->tmp = a->path = NULL;
 }
 
-int st_atomic_commit(struct st_atomic *a)
+static int commit(struct st_atomic *a, int durable)
 {
 	int rc = -1;
 
-	if (fsync(a->fd) < 0) {
+	if (durable && fsync(a->fd) < 0) {
 		st_error(ST_EX_CANTCREAT, "cannot write %s:", a->path);
 		goto fail;
 	}
@@ -180,10 +180,20 @@ int st_atomic_commit(struct st_atomic *a)
 	}
 	free(a->tmp);
 	a->tmp = NULL;
-	rc = st_fsync_dir(a->path);
+	rc = durable ? st_fsync_dir(a->path) : 0;
 fail:
 	st_atomic_abort(a);
 	return rc;
+}
+
+int st_atomic_commit(struct st_atomic *a)
+{
+	return commit(a, 1);
+}
+
+int st_atomic_commit_nosync(struct st_atomic *a)
+{
+	return commit(a, 0);
 }
 
 int st_write_atomic(const char *path, const void *data, size_t n, int mode)

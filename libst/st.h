@@ -133,6 +133,9 @@ struct st_atomic {
 };
 int st_atomic_open(struct st_atomic *a, const char *path, int mode);
 int st_atomic_commit(struct st_atomic *a);
+/* Commit without the fsyncs: the file still appears whole or not at all,
+ * but may be lost in a crash; for outputs the user asked for (like age). */
+int st_atomic_commit_nosync(struct st_atomic *a);
 void st_atomic_abort(struct st_atomic *a);
 
 /* fsync the directory that contains path. */
@@ -286,6 +289,15 @@ int st_x25519_pub(const unsigned char priv[32], unsigned char pub[32]);
 /* out = X25519(priv, peer); an all-zero result is an error (ST_EX_DATAERR). */
 int st_x25519(const unsigned char priv[32], const unsigned char peer[32],
               unsigned char out[32]);
+/*
+ * Keep a long-lived X25519 secret (the vault key, an identity) imported, so
+ * that st_x25519() and st_x25519_pub() with it skip OpenSSL's key import,
+ * which costs a scalar multiplication of its own.  Up to 8 keys; the copies
+ * are wiped by st_x25519_uncache() and at exit.  Single-threaded callers
+ * only (the commands); never used for ephemeral keys.
+ */
+int st_x25519_cache(const unsigned char priv[32]);
+void st_x25519_uncache(void);
 /* A fresh Ed25519 key: the 32-byte seed and its public key. */
 int st_ed25519_keygen(unsigned char seed[32], unsigned char pub[32]);
 int st_ed25519_pub(const unsigned char seed[32], unsigned char pub[32]);

@@ -16,6 +16,7 @@
  * as the final one.  Only one of the two can authenticate, so a full final
  * chunk is recognised when it arrives, and any byte after it is an error.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,9 +124,10 @@ struct st_stream_enc {
 	st_sink_fn sink;
 	void *ctx;
 	size_t n;                /* plaintext waiting in pt */
+	size_t dirty;            /* most plaintext ever in pt */
 	struct round r;
 	unsigned char pt[ST_STREAM_CHUNK];
-	unsigned char ct[BATCH * CT_CHUNK];
+	unsigned char ct[BATCH * CT_CHUNK]; /* ciphertext: no secret */
 };
 
 /* Seal chunks [from, to) of the round with c; 0 or -1 (no st_error). */
@@ -287,6 +289,8 @@ int st_stream_enc_write(struct st_stream_enc *e, const void *p, size_t n)
 				take = n;
 			memcpy(e->pt + e->n, s, take);
 			e->n += take;
+			if (e->n > e->dirty)
+				e->dirty = e->n;
 			s += take;
 			n -= take;
 			continue;
@@ -303,6 +307,8 @@ int st_stream_enc_write(struct st_stream_enc *e, const void *p, size_t n)
 		if (!r->k) {
 			memcpy(e->pt, s, n);
 			e->n = n;
+			if (n > e->dirty)
+				e->dirty = n;
 			break;
 		}
 		r->lastlen = ST_STREAM_CHUNK;
@@ -334,7 +340,11 @@ void st_stream_enc_free(struct st_stream_enc *e)
 		return;
 	helper_stop(e->h);
 	EVP_CIPHER_CTX_free(e->c);
-	OPENSSL_cleanse(e, sizeof(*e));
+	/* the plaintext buffer as far as it was used; the 1 MiB of
+	 * ciphertext needs no wiping, and touching it costs a small file
+	 * more than its encryption */
+	OPENSSL_cleanse(e->pt, e->dirty);
+	OPENSSL_cleanse(e, offsetof(struct st_stream_enc, pt));
 	free(e);
 }
 
@@ -352,6 +362,7 @@ struct st_stream_dec {
 	st_sink_fn sink;
 	void *ctx;
 	size_t n;                            /* bytes in ct (or snonce) */
+	size_t dirty;                        /* most bytes ever in ct or pt */
 	unsigned char ct[CT_CHUNK];
 	unsigned char pt[ST_STREAM_CHUNK];
 };
@@ -380,6 +391,8 @@ static int open1(struct st_stream_dec *d, const unsigned char *in, size_t n,
 {
 	int len;
 
+	if (n > d->dirty)
+		d->dirty = n;
 	d->nonce[11] = (unsigned char)last;
 	if (EVP_CipherInit_ex(d->c, NULL, NULL, NULL, d->nonce, 0) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(d->c, EVP_CTRL_AEAD_SET_TAG, TAG,
@@ -479,6 +492,8 @@ int st_stream_dec_write(struct st_stream_dec *d, const void *p, size_t n)
 		take = CT_CHUNK - d->n < n ? CT_CHUNK - d->n : n;
 		memcpy(d->ct + d->n, s, take);
 		d->n += take;
+		if (d->n > d->dirty)
+			d->dirty = d->n;
 		s += take;
 		n -= take;
 		if (d->n == CT_CHUNK) {
@@ -514,6 +529,11 @@ void st_stream_dec_free(struct st_stream_dec *d)
 	if (!d)
 		return;
 	EVP_CIPHER_CTX_free(d->c);
-	OPENSSL_cleanse(d, sizeof(*d));
+	/* a small file touched a few bytes of the buffers: wipe those only
+	 * (ct holds only ciphertext, but also unauthenticated garbage) */
+	/* dirty counts ciphertext with its tag: pt is 16 bytes shorter */
+	OPENSSL_cleanse(d->pt, d->dirty < sizeof(d->pt) ? d->dirty
+	                                                : sizeof(d->pt));
+	OPENSSL_cleanse(d, offsetof(struct st_stream_dec, ct));
 	free(d);
 }

@@ -103,6 +103,10 @@ struct st_vault *st_vault_open(int create)
 			goto fail;
 		v->nids = 2;
 	}
+	/* every item is opened with these keys: import them once */
+	for (size_t i = 0; i < v->nids; i++)
+		if (st_x25519_cache(v->ids[i].key) < 0)
+			goto fail;
 	if (st_x25519_pub(v->ids[0].key, pub) < 0)
 		goto fail;
 	st_age_format_recipient(pub, v->recipient);
