@@ -56,6 +56,8 @@ MAN8 = $(wildcard doc/*.8)
 .PHONY: all check check-run test-build deps deps-if-missing install uninstall \
         clean bench fuzz
 .DEFAULT_GOAL := all
+# keep objects of test programs: they are not throwaway intermediates
+.SECONDARY:
 
 all: $(PROGS)
 
