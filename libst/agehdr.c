@@ -295,8 +295,8 @@ static int parse_stanza(struct stanza *s, const char *l, size_t n,
 		if (len > COLS ||
 		    st_b64_decode(*p, len, dec, &k, ST_B64_STD_RAW) < 0) {
 			st_buf_free(&body);
-			return st_age_hdr_err(len && **p == '-' ?
-			                      "no final short line in a stanza" :
+			return st_age_hdr_err("%s", len && **p == '-' ?
+			                      "a stanza without a short line" :
 			                      "malformed stanza body");
 		}
 		st_buf_append(&body, dec, k);

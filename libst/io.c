@@ -174,6 +174,15 @@ static int commit(struct st_atomic *a, int durable)
 		goto fail;
 	}
 	a->fd = -1;
+	/*
+	 * ext4 flushes a file renamed over an existing one (auto_da_alloc):
+	 * seconds for a big output.  Without durability asked for, remove
+	 * the old file first; the new one still appears whole or not at all.
+	 */
+	if (!durable && unlink(a->path) < 0 && errno != ENOENT) {
+		st_error(ST_EX_CANTCREAT, "cannot replace %s:", a->path);
+		goto fail;
+	}
 	if (rename(a->tmp, a->path) < 0) {
 		st_error(ST_EX_CANTCREAT, "cannot rename to %s:", a->path);
 		goto fail;

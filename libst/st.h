@@ -133,8 +133,9 @@ struct st_atomic {
 };
 int st_atomic_open(struct st_atomic *a, const char *path, int mode);
 int st_atomic_commit(struct st_atomic *a);
-/* Commit without the fsyncs: the file still appears whole or not at all,
- * but may be lost in a crash; for outputs the user asked for (like age). */
+/* Commit without the fsyncs, removing an old target first: the file still
+ * appears whole or not at all, but a crash may lose it (or the old one);
+ * for outputs the user asked for, as age writes them. */
 int st_atomic_commit_nosync(struct st_atomic *a);
 void st_atomic_abort(struct st_atomic *a);
 
@@ -430,7 +431,9 @@ void st_stream_enc_free(struct st_stream_enc *e);
  * payload bytes as they arrive; it releases each chunk's plaintext to the
  * sink only once that chunk has authenticated.  st_stream_dec_finish()
  * fails (ST_EX_DATAERR) unless a final chunk was seen and nothing followed
- * it.  Every failure is ST_EX_DATAERR; nothing unauthenticated is released.
+ * it; unlike st_stream_enc_finish() it does not free: st_stream_dec_free()
+ * always follows.  Every failure is ST_EX_DATAERR, except that the sink's
+ * own failure passes through; nothing unauthenticated is released.
  */
 struct st_stream_dec;
 struct st_stream_dec *st_stream_dec_new(const unsigned char key[16],

@@ -530,8 +530,8 @@ void st_stream_dec_free(struct st_stream_dec *d)
 		return;
 	EVP_CIPHER_CTX_free(d->c);
 	/* a small file touched a few bytes of the buffers: wipe those only
-	 * (ct holds only ciphertext, but also unauthenticated garbage) */
-	/* dirty counts ciphertext with its tag: pt is 16 bytes shorter */
+	 * (ct holds only ciphertext); dirty counts chunks with their tags,
+	 * so it may run 16 bytes past pt */
 	OPENSSL_cleanse(d->pt, d->dirty < sizeof(d->pt) ? d->dirty
 	                                                : sizeof(d->pt));
 	OPENSSL_cleanse(d, offsetof(struct st_stream_dec, ct));

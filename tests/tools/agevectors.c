@@ -147,9 +147,11 @@ static int load(const char *path, struct vec *v)
 				snprintf(v->why, sizeof(v->why),
 				         "unknown compression");
 			}
-		} else if (strcmp(line, "file key") && strcmp(line, "comment")) {
+		} else if (strcmp(line, "file key") &&
+		           strcmp(line, "comment")) {
 			v->skip = 1;
-			snprintf(v->why, sizeof(v->why), "unknown key %s", line);
+			snprintf(v->why, sizeof(v->why), "unknown key %s",
+			         line);
 		}
 	}
 	if (pq && v->nids == 0 && !v->skip) {
@@ -246,7 +248,8 @@ static const char *check(struct vec *v)
 			v->in[at[i]] ^= 1;
 			if (rc == 0) {
 				snprintf(why, sizeof(why), "tampered twin "
-				         "(bit flipped at %zu) decrypted", at[i]);
+				         "(bit flipped at %zu) decrypted",
+				         at[i]);
 				return why;
 			}
 		}
@@ -286,7 +289,8 @@ int main(int argc, char **argv)
 			       names[i]);
 			failed++;
 		} else if (v.skip)
-			printf("ok %zu - %s # skip %s\n", i + 1, names[i], v.why);
+			printf("ok %zu - %s # skip %s\n", i + 1, names[i],
+			       v.why);
 		else if ((why = check(&v))) {
 			printf("not ok %zu - %s # %s\n", i + 1, names[i], why);
 			failed++;

@@ -20,7 +20,8 @@
 #include "internal.h"
 
 /* made with age-keygen (age 1.1.1) */
-#define KNOWN_PUB "age1ahw69xnkyzm6zq96nu2pe0dpteuhl9g4gwkqlzcd4q4az37v3sgqy4jepa"
+#define KNOWN_PUB "age1ahw69xnkyzm6zq96nu2pe0dpteuhl9g4gwkqlzcd4q4az37v" \
+                  "3sgqy4jepa"
 #define KNOWN_SEC "AGE-SECRET-KEY-1WM538GLRWYCNHPT9PL622XVR0SVNFV6K2ARLXCMTD" \
                   "53JWTQDQ6QQ8G56KG"
 
@@ -459,9 +460,10 @@ static void stream_splits(void **state)
 		assert_non_null(e);
 		assert_int_equal(st_stream_enc_write(e, p, lens[i]), 0);
 		assert_int_equal(st_stream_enc_finish(e), 0);
-		/* full final chunks stay full; only an empty payload is empty */
-		assert_int_equal(c.len, 16 + lens[i] +
-		                 16 * (lens[i] ? (lens[i] + 65535) / 65536 : 1));
+		/* a full final chunk stays full; only an empty payload has
+		 * an empty chunk */
+		assert_int_equal(c.len, 16 + lens[i] + 16 *
+		                 (lens[i] ? (lens[i] + 65535) / 65536 : 1));
 		for (size_t j = 0; j < sizeof(steps) / sizeof(*steps); j++) {
 			struct st_stream_dec *d;
 
@@ -491,8 +493,9 @@ static void stream_splits(void **state)
 				 * the finish after a short one */
 				assert_int_equal(st_stream_dec_write(d, c.data,
 				                                     c.len), 0);
-				assert_true(st_stream_dec_write(d, "x", 1) < 0 ||
-				            st_stream_dec_finish(d) < 0);
+				assert_true(
+				    st_stream_dec_write(d, "x", 1) < 0 ||
+				    st_stream_dec_finish(d) < 0);
 				assert_int_equal(out.len, lens[i] % 65536 ?
 				                 lens[i] / 65536 * 65536 :
 				                 lens[i]);
