@@ -47,6 +47,8 @@ UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_SRC  = $(wildcard tests/tools/*.c)
 TOOL_BIN  = $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
+BENCH_SRC = $(wildcard tests/bench/*.c)
+BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
 MAN1 = $(wildcard doc/*.1)
 MAN5 = $(wildcard doc/*.5)
@@ -81,10 +83,20 @@ $(B)/tests/test_%: $(B)/tests/unit/test_%.o $(LIBST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
 
+# the relay's router is tested without sockets, so it links the server
+$(B)/tests/test_api: $(B)/tests/unit/test_api.o $(SERVER_OBJ) $(LIBST)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+
 # test tools may inflate compressed vectors: zlib is a test-only dependency
 $(B)/tests/%: $(B)/tests/tools/%.o $(LIBST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lz
+
+# benchmark programs (load generator, ceiling server) for `make bench`
+$(B)/bench/%: $(B)/tests/bench/%.o $(LIBST)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 test-build: $(PROGS) $(UNIT_BIN) $(TOOL_BIN)
 
@@ -103,7 +115,7 @@ deps-if-missing:
 	@contrib/deps.sh --if-missing
 
 bench: deps-if-missing
-	@$(MAKE) --no-print-directory all $(TOOL_BIN)
+	@$(MAKE) --no-print-directory all $(TOOL_BIN) $(BENCH_BIN)
 	@for b in tests/bench/*.sh; do [ -e "$$b" ] && ST_BIN=$(CURDIR)/$(BIN) sh "$$b"; done; true
 
 fuzz: deps-if-missing

@@ -1,0 +1,1126 @@
+/*
+ * store_sqlite.c - store.h on one SQLite file: WAL, synchronous=FULL, so a
+ * COMMIT that returned is on disk.  Every statement is prepared once per
+ * connection and reused; no SQL is ever built from a string.
+ *
+ * One write connection belongs to whichever thread holds the transaction
+ * (the relay's writer thread); reads borrow a connection from a pool that
+ * grows to the number of threads reading at once.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define SCHEMA_VERSION 1
+#define SWEEP_BATCH 1000
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS users ("
+	" id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	" created INTEGER NOT NULL,"
+	" pw_hash BLOB NOT NULL, pw_salt BLOB NOT NULL,"
+	" pw_m INTEGER NOT NULL, pw_t INTEGER NOT NULL, pw_p INTEGER NOT NULL,"
+	" ik_ed BLOB NOT NULL, ik_x BLOB NOT NULL, ik_bind BLOB NOT NULL,"
+	" ik_hash BLOB NOT NULL, spk_id INTEGER NOT NULL,"
+	" queued INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS spks ("
+	" user_id INTEGER NOT NULL, id INTEGER NOT NULL, pub BLOB NOT NULL,"
+	" sig BLOB NOT NULL, created INTEGER NOT NULL,"
+	" PRIMARY KEY (user_id, id)) WITHOUT ROWID;"
+	/* a handed-out OPK keeps its row with pub NULL: ids are never reused */
+	"CREATE TABLE IF NOT EXISTS opks ("
+	" user_id INTEGER NOT NULL, id INTEGER NOT NULL, pub BLOB,"
+	" PRIMARY KEY (user_id, id)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS opks_free ON opks (user_id, id)"
+	" WHERE pub IS NOT NULL;"
+	"CREATE TABLE IF NOT EXISTS sessions ("
+	" hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL,"
+	" expires INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);"
+	"CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);"
+	/* AUTOINCREMENT: an acked id is never handed out again */
+	"CREATE TABLE IF NOT EXISTS messages ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, rcpt INTEGER NOT NULL,"
+	" sender TEXT NOT NULL, ts INTEGER NOT NULL, envelope TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS messages_rcpt ON messages (rcpt, id);"
+	"CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);"
+	/* outlives the message so a resend after the ack is still a repeat */
+	"CREATE TABLE IF NOT EXISTS sent ("
+	" sender INTEGER NOT NULL, client_id BLOB NOT NULL,"
+	" msg_id INTEGER NOT NULL, ts INTEGER NOT NULL,"
+	" PRIMARY KEY (sender, client_id)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS sent_ts ON sent (ts);"
+	"CREATE TABLE IF NOT EXISTS posts ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL,"
+	" post TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS posts_channel ON posts (channel, id);"
+	"CREATE TABLE IF NOT EXISTS blobs ("
+	" id TEXT PRIMARY KEY, owner INTEGER NOT NULL, size INTEGER NOT NULL,"
+	" created INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS blobs_owner ON blobs (owner);"
+	"CREATE INDEX IF NOT EXISTS blobs_created ON blobs (created);";
+
+enum q {
+	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SAVE, Q_RELEASE, Q_UNDO,
+	Q_USER_BY_NAME, Q_USER_BY_ID, Q_USER_INSERT, Q_USER_DELETE, Q_USERS,
+	Q_SPK_GET, Q_SPK_INSERT, Q_SPK_SET, Q_SPKS_DELETE,
+	Q_OPK_INSERT, Q_OPK_COUNT, Q_OPK_FIRST, Q_OPK_TAKE, Q_OPKS_DELETE,
+	Q_SESS_INSERT, Q_SESS_GET, Q_SESS_TOUCH, Q_SESS_DELETE,
+	Q_SESS_DELETE_USER, Q_SESS_SWEEP,
+	Q_RCPT, Q_SENT_GET, Q_SENT_INSERT, Q_MSG_INSERT, Q_QUEUED_ADD,
+	Q_MSGS_FETCH, Q_MSG_ACK, Q_MSGS_DELETE_USER, Q_SENT_DELETE_USER,
+	Q_MSGS_SWEEP, Q_SENT_SWEEP,
+	Q_POST_INSERT, Q_POST_TRIM, Q_POSTS_FETCH,
+	Q_BLOB_INSERT, Q_BLOB_USAGE, Q_BLOB_GET, Q_BLOB_SWEEP,
+	Q_STAT_MSGS, Q_STAT_BLOBS, Q_STAT_PAGES, Q_STAT_PAGESIZE,
+	Q_COUNT
+};
+
+#define USER_COLS "id, name, created, ik_ed, ik_x, ik_bind, pw_hash, " \
+	"pw_salt, pw_m, pw_t, pw_p, spk_id FROM users"
+
+static const char *const sql[Q_COUNT] = {
+	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_SAVE] = "SAVEPOINT job",
+	[Q_RELEASE] = "RELEASE job",
+	[Q_UNDO] = "ROLLBACK TO job",
+	[Q_USER_BY_NAME] = "SELECT " USER_COLS " WHERE name = ?1",
+	[Q_USER_BY_ID] = "SELECT " USER_COLS " WHERE id = ?1",
+	[Q_USER_INSERT] = "INSERT INTO users (name, created, pw_hash, pw_salt,"
+		" pw_m, pw_t, pw_p, ik_ed, ik_x, ik_bind, ik_hash, spk_id)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[Q_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
+	/* names use only [a-z0-9._-], all below char(127) */
+	[Q_USERS] = "SELECT name, created FROM users WHERE name >= ?1"
+		" AND name < ?1 || char(127) ORDER BY name LIMIT ?2",
+	[Q_SPK_GET] = "SELECT pub, sig, created FROM spks"
+		" WHERE user_id = ?1 AND id = ?2",
+	[Q_SPK_INSERT] = "INSERT INTO spks (user_id, id, pub, sig, created)"
+		" VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_SPK_SET] = "UPDATE users SET spk_id = ?2 WHERE id = ?1",
+	[Q_SPKS_DELETE] = "DELETE FROM spks WHERE user_id = ?1",
+	[Q_OPK_INSERT] = "INSERT INTO opks (user_id, id, pub) VALUES (?1, ?2, ?3)",
+	[Q_OPK_COUNT] = "SELECT count(*) FROM opks"
+		" WHERE user_id = ?1 AND pub IS NOT NULL",
+	[Q_OPK_FIRST] = "SELECT id, pub FROM opks"
+		" WHERE user_id = ?1 AND pub IS NOT NULL ORDER BY id LIMIT 1",
+	[Q_OPK_TAKE] = "UPDATE opks SET pub = NULL WHERE user_id = ?1 AND id = ?2",
+	[Q_OPKS_DELETE] = "DELETE FROM opks WHERE user_id = ?1",
+	[Q_SESS_INSERT] = "INSERT INTO sessions (hash, user_id, expires)"
+		" VALUES (?1, ?2, ?3)",
+	[Q_SESS_GET] = "SELECT s.user_id, u.name, s.expires FROM sessions s"
+		" JOIN users u ON u.id = s.user_id"
+		" WHERE s.hash = ?1 AND s.expires > ?2",
+	[Q_SESS_TOUCH] = "UPDATE sessions SET expires = ?2 WHERE hash = ?1",
+	[Q_SESS_DELETE] = "DELETE FROM sessions WHERE hash = ?1",
+	[Q_SESS_DELETE_USER] = "DELETE FROM sessions WHERE user_id = ?1",
+	[Q_SESS_SWEEP] = "DELETE FROM sessions WHERE expires <= ?1",
+	[Q_RCPT] = "SELECT id, ik_hash, queued FROM users WHERE name = ?1",
+	[Q_SENT_GET] = "SELECT msg_id FROM sent"
+		" WHERE sender = ?1 AND client_id = ?2",
+	[Q_SENT_INSERT] = "INSERT INTO sent (sender, client_id, msg_id, ts)"
+		" VALUES (?1, ?2, ?3, ?4)",
+	[Q_MSG_INSERT] = "INSERT INTO messages (rcpt, sender, ts, envelope)"
+		" VALUES (?1, ?2, ?3, ?4)",
+	[Q_QUEUED_ADD] = "UPDATE users SET queued = queued + ?2 WHERE id = ?1",
+	[Q_MSGS_FETCH] = "SELECT id, sender, ts, envelope FROM messages"
+		" WHERE rcpt = ?1 ORDER BY id LIMIT ?2",
+	[Q_MSG_ACK] = "DELETE FROM messages WHERE id = ?1 AND rcpt = ?2",
+	[Q_MSGS_DELETE_USER] = "DELETE FROM messages WHERE rcpt = ?1",
+	[Q_SENT_DELETE_USER] = "DELETE FROM sent WHERE sender = ?1",
+	[Q_MSGS_SWEEP] = "DELETE FROM messages WHERE id IN (SELECT id FROM"
+		" messages WHERE ts < ?1 LIMIT ?2) RETURNING rcpt",
+	[Q_SENT_SWEEP] = "DELETE FROM sent WHERE ts < ?1",
+	[Q_POST_INSERT] = "INSERT INTO posts (channel, post) VALUES (?1, ?2)",
+	[Q_POST_TRIM] = "DELETE FROM posts WHERE channel = ?1 AND id <= (SELECT"
+		" id FROM posts WHERE channel = ?1 ORDER BY id DESC"
+		" LIMIT 1 OFFSET ?2)",
+	[Q_POSTS_FETCH] = "SELECT id, post FROM posts"
+		" WHERE channel = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+	[Q_BLOB_INSERT] = "INSERT INTO blobs (id, owner, size, created)"
+		" VALUES (?1, ?2, ?3, ?4)",
+	[Q_BLOB_USAGE] = "SELECT coalesce(sum(size), 0) FROM blobs"
+		" WHERE owner = ?1",
+	[Q_BLOB_GET] = "SELECT size FROM blobs WHERE id = ?1 AND created > ?2",
+	[Q_BLOB_SWEEP] = "DELETE FROM blobs WHERE id IN (SELECT id FROM blobs"
+		" WHERE created <= ?1 LIMIT ?2) RETURNING id",
+	[Q_STAT_MSGS] = "SELECT count(*) FROM messages",
+	[Q_STAT_BLOBS] = "SELECT coalesce(sum(size), 0) FROM blobs",
+	[Q_STAT_PAGES] = "PRAGMA page_count",
+	[Q_STAT_PAGESIZE] = "PRAGMA page_size",
+};
+
+struct conn {
+	sqlite3 *db;
+	sqlite3_stmt *q[Q_COUNT];
+	struct conn *next;
+};
+
+struct st_store {
+	char *path;
+	struct conn *w;         /* the write connection */
+	pthread_mutex_t mu;     /* guards pool */
+	struct conn *pool;      /* idle read connections */
+};
+
+static int fault(sqlite3 *db, int rc)
+{
+	const char *m = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return st_error(ST_EX_CANTCREAT, "database: %s", m);
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return st_error(ST_EX_TEMPFAIL, "database: %s", m);
+	default:
+		return st_error(ST_EX_UNAVAILABLE, "database: %s", m);
+	}
+}
+
+static int exec(sqlite3 *db, const char *s)
+{
+	int rc = sqlite3_exec(db, s, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : fault(db, rc);
+}
+
+static struct conn *conn_open(const char *path, int writer)
+{
+	struct conn *c = st_calloc(1, sizeof(*c));
+	int rc;
+
+	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE |
+	                     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		st_error(ST_EX_CANTCREAT, "cannot open database %s: %s", path,
+		         c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	/* a locked database answers 503 after this, never hangs */
+	sqlite3_busy_timeout(c->db, 5000);
+	if (exec(c->db, "PRAGMA synchronous=FULL") < 0)
+		goto fail;
+	if (writer && exec(c->db, "PRAGMA journal_mode=WAL") < 0)
+		goto fail;
+	return c;
+fail:
+	sqlite3_close(c->db);
+	free(c);
+	return NULL;
+}
+
+static void conn_close(struct conn *c)
+{
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(c->q[i]);
+	sqlite3_close(c->db);
+	free(c);
+}
+
+static sqlite3_stmt *prep(struct conn *c, enum q q)
+{
+	int rc;
+
+	if (c->q[q])
+		return c->q[q];
+	rc = sqlite3_prepare_v3(c->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT,
+	                        &c->q[q], NULL);
+	if (rc != SQLITE_OK) {
+		fault(c->db, rc);
+		return NULL;
+	}
+	return c->q[q];
+}
+
+struct st_store *st_store_open(const char *path)
+{
+	struct st_store *s = st_calloc(1, sizeof(*s));
+	int ver = 0;
+	sqlite3_stmt *st;
+
+	s->path = st_strdup(path);
+	pthread_mutex_init(&s->mu, NULL);
+	if (!(s->w = conn_open(path, 1)))
+		goto fail;
+	if (sqlite3_prepare_v2(s->w->db, "PRAGMA user_version", -1, &st,
+	                       NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			ver = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (ver == 0 && (exec(s->w->db, schema) < 0 ||
+	                 exec(s->w->db, "PRAGMA user_version=1") < 0))
+		goto fail;
+	if (ver == 0)
+		ver = SCHEMA_VERSION;
+	if (ver != SCHEMA_VERSION) {
+		st_error(ST_EX_CONFIG, "%s: unknown schema version %d", path, ver);
+		goto fail;
+	}
+	return s;
+fail:
+	st_store_close(s);
+	return NULL;
+}
+
+void st_store_close(struct st_store *s)
+{
+	struct conn *c;
+
+	if (!s)
+		return;
+	while ((c = s->pool)) {
+		s->pool = c->next;
+		conn_close(c);
+	}
+	if (s->w)
+		conn_close(s->w);
+	pthread_mutex_destroy(&s->mu);
+	free(s->path);
+	free(s);
+}
+
+static struct conn *rd_get(struct st_store *s)
+{
+	struct conn *c;
+
+	pthread_mutex_lock(&s->mu);
+	if ((c = s->pool))
+		s->pool = c->next;
+	pthread_mutex_unlock(&s->mu);
+	return c ? c : conn_open(s->path, 0);
+}
+
+static void rd_put(struct st_store *s, struct conn *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&s->mu);
+	c->next = s->pool;
+	s->pool = c;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Run a statement that returns no rows. */
+static int step_done(struct conn *c, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return ST_STORE_ID_REUSED;
+	return fault(c->db, rc);
+}
+
+/* Step once: 1 for a row, 0 when done (the statement is reset), -1. */
+static int step_row(struct conn *c, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fault(c->db, rc);
+}
+
+static int run(struct conn *c, enum q q)
+{
+	sqlite3_stmt *st = prep(c, q);
+
+	return st ? step_done(c, st) : -1;
+}
+
+/* Copy a fixed-size blob column; a wrong size means a corrupt row. */
+static int col_blob(sqlite3_stmt *st, int i, void *out, size_t n)
+{
+	if ((size_t)sqlite3_column_bytes(st, i) != n)
+		return st_error(ST_EX_UNAVAILABLE, "database: corrupt key column");
+	memcpy(out, sqlite3_column_blob(st, i), n);
+	return 0;
+}
+
+#define BIND_BLOB(st, i, p, n) sqlite3_bind_blob(st, i, p, (int)(n), SQLITE_STATIC)
+#define BIND_TEXT(st, i, p, n) sqlite3_bind_text(st, i, p, (int)(n), SQLITE_STATIC)
+
+int st_store_begin(struct st_store *s)
+{
+	return run(s->w, Q_BEGIN);
+}
+
+int st_store_commit(struct st_store *s)
+{
+	return run(s->w, Q_COMMIT);
+}
+
+void st_store_rollback(struct st_store *s)
+{
+	if (!sqlite3_get_autocommit(s->w->db))
+		run(s->w, Q_ROLLBACK);
+}
+
+int st_store_save(struct st_store *s)
+{
+	return run(s->w, Q_SAVE);
+}
+
+int st_store_release(struct st_store *s)
+{
+	return run(s->w, Q_RELEASE);
+}
+
+int st_store_undo(struct st_store *s)
+{
+	return run(s->w, Q_UNDO) < 0 ? -1 : run(s->w, Q_RELEASE);
+}
+
+/* ---- accounts and sessions ---- */
+
+static int user_row(sqlite3_stmt *st, struct st_store_user *u)
+{
+	const unsigned char *name = sqlite3_column_text(st, 1);
+
+	memset(u, 0, sizeof(*u));
+	u->id = sqlite3_column_int64(st, 0);
+	if (name)
+		snprintf(u->name, sizeof(u->name), "%s", (const char *)name);
+	u->created = sqlite3_column_int64(st, 2);
+	if (col_blob(st, 3, u->ik.ed25519, 32) < 0 ||
+	    col_blob(st, 4, u->ik.x25519, 32) < 0 ||
+	    col_blob(st, 5, u->ik.bind, 64) < 0 ||
+	    col_blob(st, 6, u->pw.hash, 32) < 0 ||
+	    col_blob(st, 7, u->pw.salt, 16) < 0)
+		return -1;
+	u->pw.m = (uint32_t)sqlite3_column_int64(st, 8);
+	u->pw.t = (uint32_t)sqlite3_column_int64(st, 9);
+	u->pw.p = (uint32_t)sqlite3_column_int64(st, 10);
+	u->spk_id = (uint32_t)sqlite3_column_int64(st, 11);
+	return 0;
+}
+
+static int user_fetch(struct conn *c, enum q q, const char *name, int64_t uid,
+                      struct st_store_user *u)
+{
+	sqlite3_stmt *st = prep(c, q);
+	int rc;
+
+	if (!st)
+		return -1;
+	if (name)
+		BIND_TEXT(st, 1, name, strlen(name));
+	else
+		sqlite3_bind_int64(st, 1, uid);
+	if ((rc = step_row(c, st)) <= 0)
+		return rc < 0 ? -1 : ST_STORE_NOTFOUND;
+	rc = user_row(st, u);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int st_store_user_get(struct st_store *s, const char *name,
+                      struct st_store_user *u)
+{
+	struct conn *c = rd_get(s);
+	int rc = c ? user_fetch(c, Q_USER_BY_NAME, name, 0, u) : -1;
+
+	rd_put(s, c);
+	return rc;
+}
+
+int st_store_user_get_id(struct st_store *s, int64_t uid,
+                         struct st_store_user *u)
+{
+	struct conn *c = rd_get(s);
+	int rc = c ? user_fetch(c, Q_USER_BY_ID, NULL, uid, u) : -1;
+
+	rd_put(s, c);
+	return rc;
+}
+
+static void ik_hash(const struct st_identity_pub *ik, unsigned char out[32])
+{
+	unsigned char enc[ST_ID_ENC_LEN];
+
+	st_identity_encode(ik, enc);
+	st_sha256(enc, sizeof(enc), out);
+}
+
+static int opks_add(struct conn *c, int64_t uid, const struct st_store_opk *o,
+                    size_t n)
+{
+	sqlite3_stmt *st = prep(c, Q_OPK_INSERT);
+	int rc;
+
+	for (size_t i = 0; st && i < n; i++) {
+		sqlite3_bind_int64(st, 1, uid);
+		sqlite3_bind_int64(st, 2, o[i].id);
+		BIND_BLOB(st, 3, o[i].pub, 32);
+		if ((rc = step_done(c, st)) != 0)
+			return rc;
+	}
+	return st ? 0 : -1;
+}
+
+static int spk_add(struct conn *c, int64_t uid, const struct st_store_spk *k)
+{
+	sqlite3_stmt *st = prep(c, Q_SPK_INSERT);
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int64(st, 2, k->id);
+	BIND_BLOB(st, 3, k->pub, 32);
+	BIND_BLOB(st, 4, k->sig, 64);
+	sqlite3_bind_int64(st, 5, k->created);
+	if ((rc = step_done(c, st)) != 0)
+		return rc;
+	if (!(st = prep(c, Q_SPK_SET)))
+		return -1;
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int64(st, 2, k->id);
+	return step_done(c, st);
+}
+
+int st_store_user_create(struct st_store *s, struct st_store_user *u,
+                         const struct st_store_spk *spk,
+                         const struct st_store_opk *opks, size_t nopks)
+{
+	struct conn *c = s->w;
+	sqlite3_stmt *st = prep(c, Q_USER_INSERT);
+	unsigned char h[32];
+	int rc;
+
+	if (!st)
+		return -1;
+	ik_hash(&u->ik, h);
+	BIND_TEXT(st, 1, u->name, strlen(u->name));
+	sqlite3_bind_int64(st, 2, u->created);
+	BIND_BLOB(st, 3, u->pw.hash, 32);
+	BIND_BLOB(st, 4, u->pw.salt, 16);
+	sqlite3_bind_int64(st, 5, u->pw.m);
+	sqlite3_bind_int64(st, 6, u->pw.t);
+	sqlite3_bind_int64(st, 7, u->pw.p);
+	BIND_BLOB(st, 8, u->ik.ed25519, 32);
+	BIND_BLOB(st, 9, u->ik.x25519, 32);
+	BIND_BLOB(st, 10, u->ik.bind, 64);
+	BIND_BLOB(st, 11, h, 16);
+	sqlite3_bind_int64(st, 12, spk->id);
+	if ((rc = step_done(c, st)) != 0)
+		return rc == ST_STORE_ID_REUSED ? ST_STORE_TAKEN : rc;
+	u->id = sqlite3_last_insert_rowid(c->db);
+	if ((rc = spk_add(c, u->id, spk)) != 0)
+		return rc;
+	return opks_add(c, u->id, opks, nopks);
+}
+
+static int by_uid(struct conn *c, enum q q, int64_t uid)
+{
+	sqlite3_stmt *st = prep(c, q);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, uid);
+	return step_done(c, st);
+}
+
+int st_store_user_delete(struct st_store *s, int64_t uid)
+{
+	static const enum q qs[] = {
+		Q_SESS_DELETE_USER, Q_SPKS_DELETE, Q_OPKS_DELETE,
+		Q_MSGS_DELETE_USER, Q_SENT_DELETE_USER, Q_USER_DELETE,
+	};
+
+	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
+		if (by_uid(s->w, qs[i], uid) != 0)
+			return -1;
+	return 0;
+}
+
+int st_store_users_list(struct st_store *s, const char *prefix, int limit,
+                        int (*fn)(void *ctx, const char *name, int64_t created),
+                        void *ctx)
+{
+	struct conn *c = rd_get(s);
+	sqlite3_stmt *st = c ? prep(c, Q_USERS) : NULL;
+	int rc, n = 0;
+
+	if (!st) {
+		rd_put(s, c);
+		return -1;
+	}
+	BIND_TEXT(st, 1, prefix, strlen(prefix));
+	sqlite3_bind_int(st, 2, limit);
+	while ((rc = step_row(c, st)) == 1) {
+		n++;
+		if (fn(ctx, (const char *)sqlite3_column_text(st, 0),
+		       sqlite3_column_int64(st, 1)) < 0) {
+			sqlite3_reset(st);
+			break;
+		}
+	}
+	rd_put(s, c);
+	return rc < 0 ? -1 : n;
+}
+
+int st_store_session_add(struct st_store *s, const unsigned char hash[32],
+                         int64_t uid, int64_t expires)
+{
+	sqlite3_stmt *st = prep(s->w, Q_SESS_INSERT);
+
+	if (!st)
+		return -1;
+	BIND_BLOB(st, 1, hash, 32);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, expires);
+	return step_done(s->w, st) == 0 ? 0 : -1;
+}
+
+int st_store_session_get(struct st_store *s, const unsigned char hash[32],
+                         int64_t now, int64_t *uid,
+                         char name[ST_USER_MAX + 1], int64_t *expires)
+{
+	struct conn *c = rd_get(s);
+	sqlite3_stmt *st = c ? prep(c, Q_SESS_GET) : NULL;
+	int rc;
+
+	if (!st) {
+		rd_put(s, c);
+		return -1;
+	}
+	BIND_BLOB(st, 1, hash, 32);
+	sqlite3_bind_int64(st, 2, now);
+	if ((rc = step_row(c, st)) == 1) {
+		*uid = sqlite3_column_int64(st, 0);
+		snprintf(name, ST_USER_MAX + 1, "%s",
+		         (const char *)sqlite3_column_text(st, 1));
+		*expires = sqlite3_column_int64(st, 2);
+		sqlite3_reset(st);
+		rc = 0;
+	} else if (rc == 0) {
+		rc = ST_STORE_NOTFOUND;
+	}
+	rd_put(s, c);
+	return rc;
+}
+
+int st_store_session_touch(struct st_store *s, const unsigned char hash[32],
+                           int64_t expires)
+{
+	sqlite3_stmt *st = prep(s->w, Q_SESS_TOUCH);
+
+	if (!st)
+		return -1;
+	BIND_BLOB(st, 1, hash, 32);
+	sqlite3_bind_int64(st, 2, expires);
+	return step_done(s->w, st) == 0 ? 0 : -1;
+}
+
+int st_store_session_delete(struct st_store *s, const unsigned char hash[32])
+{
+	sqlite3_stmt *st = prep(s->w, Q_SESS_DELETE);
+
+	if (!st)
+		return -1;
+	BIND_BLOB(st, 1, hash, 32);
+	return step_done(s->w, st) == 0 ? 0 : -1;
+}
+
+/* ---- keys ---- */
+
+static int spk_get(struct conn *c, int64_t uid, uint32_t id,
+                   struct st_store_spk *k)
+{
+	sqlite3_stmt *st = prep(c, Q_SPK_GET);
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int64(st, 2, id);
+	if ((rc = step_row(c, st)) <= 0)
+		return rc < 0 ? -1 : ST_STORE_NOTFOUND;
+	k->id = id;
+	rc = col_blob(st, 0, k->pub, 32) < 0 || col_blob(st, 1, k->sig, 64) < 0
+	     ? -1 : 0;
+	k->created = sqlite3_column_int64(st, 2);
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int opk_count(struct conn *c, int64_t uid, int64_t *n)
+{
+	sqlite3_stmt *st = prep(c, Q_OPK_COUNT);
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, uid);
+	if ((rc = step_row(c, st)) <= 0)
+		return -1;
+	*n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int st_store_keys_info(struct st_store *s, int64_t uid, int64_t *nopks,
+                       struct st_store_spk *spk)
+{
+	struct conn *c = rd_get(s);
+	struct st_store_user u;
+	int rc = -1;
+
+	if (c && (rc = user_fetch(c, Q_USER_BY_ID, NULL, uid, &u)) == 0 &&
+	    (rc = opk_count(c, uid, nopks)) == 0)
+		rc = spk_get(c, uid, u.spk_id, spk);
+	rd_put(s, c);
+	return rc;
+}
+
+int st_store_keys_put(struct st_store *s, int64_t uid,
+                      const struct st_store_spk *spk,
+                      const struct st_store_opk *opks, size_t n, int64_t max)
+{
+	struct conn *c = s->w;
+	struct st_store_spk old;
+	int64_t have;
+	int rc;
+
+	if (spk) {
+		rc = spk_get(c, uid, spk->id, &old);
+		if (rc < 0)
+			return -1;
+		if (rc == 0 && (memcmp(old.pub, spk->pub, 32) ||
+		                memcmp(old.sig, spk->sig, 64)))
+			return ST_STORE_ID_REUSED;
+		if (rc == 0) {
+			/* the same key again: make it current, nothing new */
+			sqlite3_stmt *st = prep(c, Q_SPK_SET);
+
+			if (!st)
+				return -1;
+			sqlite3_bind_int64(st, 1, uid);
+			sqlite3_bind_int64(st, 2, spk->id);
+			if (step_done(c, st) != 0)
+				return -1;
+		} else if ((rc = spk_add(c, uid, spk)) != 0) {
+			return rc;
+		}
+	}
+	if (!n)
+		return 0;
+	if (opk_count(c, uid, &have) < 0)
+		return -1;
+	if (have + (int64_t)n > max)
+		return ST_STORE_TOO_MANY;
+	return opks_add(c, uid, opks, n);
+}
+
+int st_store_bundle_take(struct st_store *s, const char *name,
+                         struct st_store_user *u, struct st_store_spk *spk,
+                         struct st_store_opk *opk, int *has_opk)
+{
+	struct conn *c = s->w;
+	sqlite3_stmt *st;
+	int rc;
+
+	*has_opk = 0;
+	if ((rc = user_fetch(c, Q_USER_BY_NAME, name, 0, u)) != 0 ||
+	    (rc = spk_get(c, u->id, u->spk_id, spk)) != 0)
+		return rc;
+	if (!(st = prep(c, Q_OPK_FIRST)))
+		return -1;
+	sqlite3_bind_int64(st, 1, u->id);
+	if ((rc = step_row(c, st)) <= 0)
+		return rc;
+	opk->id = (uint32_t)sqlite3_column_int64(st, 0);
+	rc = col_blob(st, 1, opk->pub, 32);
+	sqlite3_reset(st);
+	if (rc < 0 || !(st = prep(c, Q_OPK_TAKE)))
+		return -1;
+	sqlite3_bind_int64(st, 1, u->id);
+	sqlite3_bind_int64(st, 2, opk->id);
+	if (step_done(c, st) != 0)
+		return -1;
+	*has_opk = 1;
+	return 0;
+}
+
+/* ---- mailbox ---- */
+
+/* A repeated (sender, client_id): 1 with its id, 0 when new. */
+static int sent_get(struct conn *c, int64_t sender, const unsigned char id[16],
+                    int64_t *msg)
+{
+	sqlite3_stmt *st = prep(c, Q_SENT_GET);
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, sender);
+	BIND_BLOB(st, 2, id, 16);
+	if ((rc = step_row(c, st)) == 1) {
+		*msg = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	return rc;
+}
+
+static int rcpt_check(struct conn *c, const struct st_store_msg *m,
+                      int64_t max, int64_t *uid)
+{
+	sqlite3_stmt *st = prep(c, Q_RCPT);
+	int rc;
+
+	if (!st)
+		return -1;
+	BIND_TEXT(st, 1, m->to, strlen(m->to));
+	if ((rc = step_row(c, st)) <= 0)
+		return rc < 0 ? -1 : ST_STORE_NOTFOUND;
+	*uid = sqlite3_column_int64(st, 0);
+	if (sqlite3_column_bytes(st, 1) != 16 ||
+	    memcmp(sqlite3_column_blob(st, 1), m->to_ik, 16))
+		rc = ST_STORE_IDENTITY;
+	else if (sqlite3_column_int64(st, 2) >= max)
+		rc = ST_STORE_FULL;
+	else
+		rc = 0;
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int msg_insert(struct conn *c, int64_t sender, const char *from,
+                      struct st_store_msg *m, int64_t now)
+{
+	sqlite3_stmt *st = prep(c, Q_MSG_INSERT);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, m->rcpt);
+	BIND_TEXT(st, 2, from, strlen(from));
+	sqlite3_bind_int64(st, 3, now);
+	BIND_TEXT(st, 4, m->envelope, m->envlen);
+	if (step_done(c, st) != 0)
+		return -1;
+	m->id = sqlite3_last_insert_rowid(c->db);
+	if (!(st = prep(c, Q_SENT_INSERT)))
+		return -1;
+	sqlite3_bind_int64(st, 1, sender);
+	BIND_BLOB(st, 2, m->client_id, 16);
+	sqlite3_bind_int64(st, 3, m->id);
+	sqlite3_bind_int64(st, 4, now);
+	if (step_done(c, st) != 0 || !(st = prep(c, Q_QUEUED_ADD)))
+		return -1;
+	sqlite3_bind_int64(st, 1, m->rcpt);
+	sqlite3_bind_int64(st, 2, 1);
+	return step_done(c, st) == 0 ? 0 : -1;
+}
+
+int st_store_msgs_post(struct st_store *s, int64_t sender,
+                       const char *sender_name, struct st_store_msg *m,
+                       size_t n, int64_t now, int64_t mailbox_max,
+                       size_t *failed)
+{
+	struct conn *c = s->w;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		m[i].rcpt = 0;
+		/* a repeat inside one request finds the row its twin wrote */
+		if ((rc = sent_get(c, sender, m[i].client_id, &m[i].id)) < 0)
+			return -1;
+		if (rc == 1)
+			continue;
+		if ((rc = rcpt_check(c, &m[i], mailbox_max, &m[i].rcpt)) != 0) {
+			*failed = i;
+			return rc;
+		}
+		if (msg_insert(c, sender, sender_name, &m[i], now) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int st_store_msgs_fetch(struct st_store *s, int64_t uid, int limit,
+                        int (*fn)(void *ctx, int64_t id, const char *from,
+                                  int64_t ts, const char *env, size_t len),
+                        void *ctx)
+{
+	struct conn *c = rd_get(s);
+	sqlite3_stmt *st = c ? prep(c, Q_MSGS_FETCH) : NULL;
+	int rc, n = 0;
+
+	if (!st) {
+		rd_put(s, c);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int(st, 2, limit);
+	while ((rc = step_row(c, st)) == 1) {
+		n++;
+		if (fn(ctx, sqlite3_column_int64(st, 0),
+		       (const char *)sqlite3_column_text(st, 1),
+		       sqlite3_column_int64(st, 2),
+		       (const char *)sqlite3_column_text(st, 3),
+		       (size_t)sqlite3_column_bytes(st, 3)) < 0) {
+			sqlite3_reset(st);
+			break;
+		}
+	}
+	rd_put(s, c);
+	return rc < 0 ? -1 : n;
+}
+
+int st_store_msgs_ack(struct st_store *s, int64_t uid, const int64_t *ids,
+                      size_t n)
+{
+	struct conn *c = s->w;
+	sqlite3_stmt *st = prep(c, Q_MSG_ACK);
+	int64_t gone = 0;
+
+	if (!st)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, ids[i]);
+		sqlite3_bind_int64(st, 2, uid);
+		if (step_done(c, st) != 0)
+			return -1;
+		gone += sqlite3_changes(c->db);
+	}
+	if (!gone)
+		return 0;
+	if (!(st = prep(c, Q_QUEUED_ADD)))
+		return -1;
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int64(st, 2, -gone);
+	return step_done(c, st) == 0 ? (int)gone : -1;
+}
+
+/* ---- channels ---- */
+
+int st_store_post_add(struct st_store *s, const char *channel,
+                      const char *post, size_t len, int64_t retain,
+                      int64_t *id)
+{
+	struct conn *c = s->w;
+	sqlite3_stmt *st = prep(c, Q_POST_INSERT);
+
+	if (!st)
+		return -1;
+	BIND_TEXT(st, 1, channel, strlen(channel));
+	BIND_TEXT(st, 2, post, len);
+	if (step_done(c, st) != 0)
+		return -1;
+	*id = sqlite3_last_insert_rowid(c->db);
+	if (!(st = prep(c, Q_POST_TRIM)))
+		return -1;
+	BIND_TEXT(st, 1, channel, strlen(channel));
+	sqlite3_bind_int64(st, 2, retain);
+	return step_done(c, st) == 0 ? 0 : -1;
+}
+
+int st_store_posts_fetch(struct st_store *s, const char *channel,
+                         int64_t after, int limit,
+                         int (*fn)(void *ctx, int64_t id, const char *post,
+                                   size_t len),
+                         void *ctx)
+{
+	struct conn *c = rd_get(s);
+	sqlite3_stmt *st = c ? prep(c, Q_POSTS_FETCH) : NULL;
+	int rc, n = 0;
+
+	if (!st) {
+		rd_put(s, c);
+		return -1;
+	}
+	BIND_TEXT(st, 1, channel, strlen(channel));
+	sqlite3_bind_int64(st, 2, after);
+	sqlite3_bind_int(st, 3, limit);
+	while ((rc = step_row(c, st)) == 1) {
+		n++;
+		if (fn(ctx, sqlite3_column_int64(st, 0),
+		       (const char *)sqlite3_column_text(st, 1),
+		       (size_t)sqlite3_column_bytes(st, 1)) < 0) {
+			sqlite3_reset(st);
+			break;
+		}
+	}
+	rd_put(s, c);
+	return rc < 0 ? -1 : n;
+}
+
+/* ---- blobs ---- */
+
+static int usage(struct conn *c, int64_t owner, int64_t *bytes)
+{
+	sqlite3_stmt *st = prep(c, Q_BLOB_USAGE);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, owner);
+	if (step_row(c, st) != 1)
+		return -1;
+	*bytes = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int st_store_blob_add(struct st_store *s, const char *id, int64_t owner,
+                      int64_t size, int64_t now, int64_t quota)
+{
+	struct conn *c = s->w;
+	sqlite3_stmt *st;
+	int64_t used;
+
+	if (usage(c, owner, &used) < 0)
+		return -1;
+	if (used + size > quota)
+		return ST_STORE_FULL;
+	if (!(st = prep(c, Q_BLOB_INSERT)))
+		return -1;
+	BIND_TEXT(st, 1, id, strlen(id));
+	sqlite3_bind_int64(st, 2, owner);
+	sqlite3_bind_int64(st, 3, size);
+	sqlite3_bind_int64(st, 4, now);
+	return step_done(c, st) == 0 ? 0 : -1;
+}
+
+int st_store_blob_usage(struct st_store *s, int64_t owner, int64_t *bytes)
+{
+	struct conn *c = rd_get(s);
+	int rc = c ? usage(c, owner, bytes) : -1;
+
+	rd_put(s, c);
+	return rc;
+}
+
+int st_store_blob_get(struct st_store *s, const char *id, int64_t not_before,
+                      int64_t *size)
+{
+	struct conn *c = rd_get(s);
+	sqlite3_stmt *st = c ? prep(c, Q_BLOB_GET) : NULL;
+	int rc = -1;
+
+	if (st) {
+		BIND_TEXT(st, 1, id, strlen(id));
+		sqlite3_bind_int64(st, 2, not_before);
+		if ((rc = step_row(c, st)) == 1) {
+			*size = sqlite3_column_int64(st, 0);
+			sqlite3_reset(st);
+			rc = 0;
+		} else if (rc == 0) {
+			rc = ST_STORE_NOTFOUND;
+		}
+	}
+	rd_put(s, c);
+	return rc;
+}
+
+/* ---- upkeep ---- */
+
+static int sweep_messages(struct conn *c, int64_t cutoff)
+{
+	sqlite3_stmt *st = prep(c, Q_MSGS_SWEEP), *up = prep(c, Q_QUEUED_ADD);
+	int64_t rcpt[SWEEP_BATCH];
+	int rc = 0, n = 0;
+
+	if (!st || !up)
+		return -1;
+	sqlite3_bind_int64(st, 1, cutoff);
+	sqlite3_bind_int(st, 2, SWEEP_BATCH);
+	while (n < SWEEP_BATCH && (rc = step_row(c, st)) == 1)
+		rcpt[n++] = sqlite3_column_int64(st, 0);
+	if (rc == 1)
+		sqlite3_reset(st);
+	if (rc < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		sqlite3_bind_int64(up, 1, rcpt[i]);
+		sqlite3_bind_int64(up, 2, -1);
+		if (step_done(c, up) != 0)
+			return -1;
+	}
+	return n;
+}
+
+static int sweep_blobs(struct conn *c, int64_t cutoff,
+                       void (*fn)(void *ctx, const char *blob), void *ctx)
+{
+	sqlite3_stmt *st = prep(c, Q_BLOB_SWEEP);
+	int rc, n = 0;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, cutoff);
+	sqlite3_bind_int(st, 2, SWEEP_BATCH);
+	while ((rc = step_row(c, st)) == 1) {
+		fn(ctx, (const char *)sqlite3_column_text(st, 0));
+		n++;
+	}
+	return rc < 0 ? -1 : n;
+}
+
+int st_store_sweep(struct st_store *s, int64_t now, int64_t cutoff,
+                   void (*fn)(void *ctx, const char *blob), void *ctx)
+{
+	struct conn *c = s->w;
+	sqlite3_stmt *st;
+	int n, total = 0;
+
+	if ((n = sweep_messages(c, cutoff)) < 0)
+		return -1;
+	total += n;
+	if ((n = sweep_blobs(c, cutoff, fn, ctx)) < 0)
+		return -1;
+	total += n;
+	if (!(st = prep(c, Q_SENT_SWEEP)))
+		return -1;
+	sqlite3_bind_int64(st, 1, cutoff);
+	if (step_done(c, st) != 0)
+		return -1;
+	total += sqlite3_changes(c->db);
+	if (!(st = prep(c, Q_SESS_SWEEP)))
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	if (step_done(c, st) != 0)
+		return -1;
+	return total + sqlite3_changes(c->db);
+}
+
+static int scalar(struct conn *c, enum q q, int64_t *v)
+{
+	sqlite3_stmt *st = prep(c, q);
+
+	if (!st || step_row(c, st) != 1)
+		return -1;
+	*v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int st_store_stats(struct st_store *s, int64_t *queued, int64_t *blob_bytes,
+                   int64_t *db_bytes)
+{
+	struct conn *c = rd_get(s);
+	int64_t pages = 0, size = 0;
+	int rc = -1;
+
+	if (c && scalar(c, Q_STAT_MSGS, queued) == 0 &&
+	    scalar(c, Q_STAT_BLOBS, blob_bytes) == 0 &&
+	    scalar(c, Q_STAT_PAGES, &pages) == 0 &&
+	    scalar(c, Q_STAT_PAGESIZE, &size) == 0) {
+		*db_bytes = pages * size;
+		rc = 0;
+	}
+	rd_put(s, c);
+	return rc;
+}

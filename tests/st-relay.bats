@@ -1,0 +1,831 @@
+#!/usr/bin/env bats
+# st-relay.bats - a live relay driven with curl: every endpoint of SPEC §7,
+# its errors, and the relay rows of shared/HOSTILE.md.
+
+load relay_helper
+
+# ---- command line ----
+
+@test "st-relay -h, -V and bad flags" {
+	run st-relay -h
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"usage: st-relay"* ]]
+	run st-relay -V
+	[ "$status" -eq 0 ]
+	[[ "$output" == "st-relay "* ]]
+	run st-relay --no-such-flag
+	[ "$status" -eq 64 ]
+	run st-relay --rate-bundle 20
+	[ "$status" -eq 64 ]
+	run st-relay --max-blob 1X
+	[ "$status" -eq 64 ]
+	run st-relay -l nonsense
+	[ "$status" -eq 64 ]
+}
+
+@test "health, unknown routes, 405 with Allow, HEAD" {
+	relay
+	expect 200 -- GET /v1/health
+	[ "$(jget ok)" = true ]
+	[ -n "$(jget version)" ]
+	expect 404 not_found -- GET /v1/nothing
+	expect 404 not_found -- GET /v1/health/
+	expect 405 method_not_allowed -- DELETE /v1/health
+	[ "$(header Allow)" = "GET,HEAD" ]
+	expect 405 -- FOO /v1/messages
+	[ "$(header Allow)" = "GET,HEAD,POST" ]
+	run curl -s -I "$RELAY_URL/v1/health"
+	[[ "$output" == "HTTP/1.1 200"* ]]
+}
+
+@test "TLS through libmicrohttpd" {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$BATS_TEST_TMPDIR/k.pem" -out "$BATS_TEST_TMPDIR/c.pem" \
+	    -days 1 -subj /CN=localhost 2>/dev/null
+	port=$(free_port)
+	st-relay -l "127.0.0.1:$port" -d "$BATS_TEST_TMPDIR/t.db" \
+	    --tls-cert "$BATS_TEST_TMPDIR/c.pem" \
+	    --tls-key "$BATS_TEST_TMPDIR/k.pem" 2>"$BATS_TEST_TMPDIR/tls.log" &
+	RELAY_PID=$!
+	for _ in $(seq 100); do
+		curl -skf "https://127.0.0.1:$port/v1/health" >/dev/null && break
+		sleep 0.05
+	done
+	run curl -sk "https://127.0.0.1:$port/v1/health"
+	[[ "$output" == *'"ok":true'* ]]
+	run curl -s "http://127.0.0.1:$port/v1/health"
+	[[ "$output" != *'"ok":true'* ]]
+	run st-relay -l 127.0.0.1:1 -d "$BATS_TEST_TMPDIR/u.db" --tls-cert x
+	[ "$status" -eq 64 ]
+}
+
+# ---- accounts and sessions ----
+
+@test "register, log in, log out" {
+	relay
+	register alice 5
+	[ "$(jget user)" = alice ]
+	[ "$(jget created)" -gt 0 ]
+	expect 409 user_taken -- POST /v1/accounts "" "@$BATS_TEST_TMPDIR/alice.reg"
+	tok=$(login alice)
+	[ ${#tok} -eq 43 ]
+	[ "$(jget expires)" -gt "$(now_ms)" ]
+	expect 200 -- GET /v1/keys "$tok"
+	[ "$(jget opks)" = 5 ]
+	[ "$(jget spk_id)" = 1 ]
+	expect 204 -- DELETE /v1/sessions/current "$tok"
+	expect 401 unauthorized -- GET /v1/keys "$tok"
+	[ "$(header WWW-Authenticate)" = Bearer ]
+	expect 401 unauthorized -- DELETE /v1/sessions/current "$tok"
+}
+
+@test "bad credentials: same answer for a wrong password and an unknown user" {
+	relay
+	register alice
+	expect 401 bad_credentials -- POST /v1/sessions "" \
+	    '{"user":"alice","password":"wrong-password"}'
+	known=$(cat "$OUT")
+	expect 401 bad_credentials -- POST /v1/sessions "" \
+	    '{"user":"nobody","password":"wrong-password"}'
+	[ "$(cat "$OUT")" = "$known" ]
+	expect 400 bad_user -- POST /v1/sessions "" '{"user":"Alice","password":"x"}'
+	expect 400 bad_request -- POST /v1/sessions "" '{"user":"alice"}'
+}
+
+@test "registration validates names, passwords and every key" {
+	relay --no-rate-limits
+	"$TK" register alice secret-pw "$BATS_TEST_TMPDIR/a.key" 2 >"$BATS_TEST_TMPDIR/a.json"
+	edit() {	# edit PYTHON: print the body after running PYTHON on it (d)
+		"$PY" -c '
+import base64, json, sys
+d = json.load(open(sys.argv[1]))
+b64 = lambda n: base64.urlsafe_b64encode(bytes(n)).rstrip(b"=").decode()
+A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+exec(sys.argv[2])
+print(json.dumps(d))' "$BATS_TEST_TMPDIR/a.json" "$1"
+	}
+	for u in "''" "'a' * 1024" "'..'" "'a/b'" "'Alice'" "'a\\x07b'" \
+	    "'a\\u202eb'" "'-a'" "'a b'" "'a' * 33" "7"; do
+		expect 400 -- POST /v1/accounts "" "$(edit "d['user'] = $u")"
+	done
+	expect 400 bad_password -- POST /v1/accounts "" "$(edit "d['password'] = 'short'")"
+	expect 400 bad_password -- POST /v1/accounts "" "$(edit "d['password'] = 'x' * 1025")"
+	for id in -1 4294967296 '"12"' 1.5 null; do
+		expect 400 bad_request -- POST /v1/accounts "" "$(edit "d['spk']['id'] = json.loads('$id')")"
+	done
+	expect 400 bad_json -- POST /v1/accounts "" "$(edit "pass" | sed 's/"id": 1,/"id": 1e400,/')"
+	# garbage, padding, non-canonical unused bits, 31-byte key, 63-byte signature
+	for bad in "d['identity']['x25519'] = '!!!'" \
+	    "d['identity']['x25519'] += '='" \
+	    "s = d['identity']['x25519']; d['identity']['x25519'] = s[:-1] + A[A.index(s[-1]) | 1]" \
+	    "d['identity']['x25519'] = b64(31)" \
+	    "d['identity']['bind'] = b64(63)" \
+	    "d['spk']['pub'] = b64(33)" \
+	    "d['opks'][0]['pub'] = d['opks'][0]['pub'][:-1]"; do
+		expect 422 bad_encoding -- POST /v1/accounts "" "$(edit "$bad")"
+	done
+	"$TK" register --bad-bind bob secret-pw "$BATS_TEST_TMPDIR/b.key" >"$BATS_TEST_TMPDIR/b.json"
+	expect 422 bad_signature -- POST /v1/accounts "" "@$BATS_TEST_TMPDIR/b.json"
+	"$TK" register --bad-spk bob secret-pw "$BATS_TEST_TMPDIR/b.key" >"$BATS_TEST_TMPDIR/b.json"
+	expect 422 bad_signature -- POST /v1/accounts "" "@$BATS_TEST_TMPDIR/b.json"
+	expect 422 too_many_prekeys -- POST /v1/accounts "" "$(edit "d['opks'] = [d['opks'][0]] * 101")"
+	expect 409 id_reused -- POST /v1/accounts "" "$(edit "d['opks'][1]['id'] = d['opks'][0]['id']")"
+	expect 400 bad_request -- POST /v1/accounts "" "$(edit "del d['identity']")"
+	# nothing of the refused attempts was stored
+	expect 201 -- POST /v1/accounts "" "@$BATS_TEST_TMPDIR/a.json"
+	expect 201 -- POST /v1/sessions "" '{"user":"alice","password":"secret-pw"}'
+	tok=$(jget token)
+	expect 200 -- GET /v1/users "$tok"
+	[ "$(jget users.0.user)" = alice ]
+	! jget users.1
+}
+
+@test "JSON: truncated, deep, duplicate keys, bad UTF-8, NUL, surrogates" {
+	relay --no-rate-limits
+	expect 400 bad_json -- POST /v1/sessions "" '{"user":"alice","pass'
+	expect 400 bad_json -- POST /v1/sessions "" "$(printf '%.0s[' $(seq 5000))"
+	expect 400 bad_json -- POST /v1/sessions "" '{"user":"a","user":"b","password":"p"}'
+	expect 400 bad_json -- POST /v1/sessions "" "$(printf '{"user":"a\xc0\xaf","password":"p"}')"
+	expect 400 bad_json -- POST /v1/sessions "" "$(printf '{"user":"a\xff","password":"p"}')"
+	expect 400 bad_json -- POST /v1/sessions "" '{"user":"a\u0000b","password":"p"}'
+	expect 400 bad_json -- POST /v1/sessions "" '{"user":"a\ud800","password":"p"}'
+	expect 400 bad_json -- POST /v1/sessions "" '["user"]'
+	expect 400 bad_json -- POST /v1/sessions "" ''
+	expect 400 bad_json -- POST /v1/sessions "" '{"user":"a"} x'
+}
+
+@test "delete the account: password checked; keys, mailbox and tokens gone" {
+	relay
+	register alice 3
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	expect 201 -- POST /v1/messages "$tb" "{\"messages\":[$(entry alice 1)]}"
+	expect 401 bad_credentials -- DELETE /v1/accounts/me "$ta" '{"password":"wrong-password"}'
+	expect 200 -- GET /v1/keys "$ta"
+	expect 204 -- DELETE /v1/accounts/me "$ta" '{"password":"pw-alice-secret"}'
+	expect 401 -- GET /v1/messages "$ta"
+	expect 404 unknown_user -- GET /v1/users/alice "$tb"
+	expect 404 unknown_user -- POST /v1/users/alice/bundle "$tb"
+	"$PY" -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute("select count(*) from messages").fetchone()[0], c.execute("select count(*) from opks").fetchone()[0], c.execute("select count(*) from sessions").fetchone()[0])' "$RELAY_DB" >"$BATS_TEST_TMPDIR/counts"
+	[ "$(cat "$BATS_TEST_TMPDIR/counts")" = "0 0 1" ]
+	# the name is free again
+	register alice
+}
+
+@test "expired, revoked and malformed tokens get 401 at once; query tokens are ignored" {
+	relay --session-ttl 1s
+	register alice
+	tok=$(login alice)
+	expect 200 -- GET /v1/keys "$tok"
+	expect 401 -- GET "/v1/keys?token=$tok&access_token=$tok"
+	expect 401 -- GET /v1/keys "${tok%?}"
+	expect 401 -- GET /v1/keys "${tok}A"
+	expect 401 -- GET /v1/keys "$(echo "$tok" | tr 'a-z' 'A-Z')"
+	run curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Basic $tok" "$RELAY_URL/v1/keys"
+	[ "$output" = 401 ]
+	sleep 1.2
+	expect 401 unauthorized -- GET /v1/keys "$tok"
+	! grep -qF "$tok" "$BATS_TEST_TMPDIR/relay.log"
+	! grep -q "pw-alice-secret" "$BATS_TEST_TMPDIR/relay.log"
+}
+
+@test "failed logins: 429 per user name and per IP; an empty bucket refuses the right password" {
+	relay --rate-login-user 3:1/m --rate-login-ip 6:1/m
+	register alice
+	for i in 1 2 3; do
+		expect 401 bad_credentials -- POST /v1/sessions "" '{"user":"alice","password":"guess-guess"}'
+	done
+	expect 429 rate_limited -- POST /v1/sessions "" '{"user":"alice","password":"guess-guess"}'
+	[ "$(header Retry-After)" -ge 1 ]
+	expect 429 rate_limited -- POST /v1/sessions "" '{"user":"alice","password":"pw-alice-secret"}'
+	# across many names from one address
+	for u in u1 u2 u3; do
+		expect 401 -- POST /v1/sessions "" "{\"user\":\"$u\",\"password\":\"guess-guess\"}"
+	done
+	expect 429 rate_limited -- POST /v1/sessions "" '{"user":"u4","password":"guess-guess"}'
+}
+
+@test "a successful login is not counted as a failure" {
+	relay --rate-login-user 2:1/m
+	register alice
+	for i in 1 2 3 4; do
+		login alice >/dev/null
+	done
+}
+
+@test "account-creation flood gets 429" {
+	relay --rate-accounts 3:1/h
+	for u in a1 a2 a3; do
+		register $u
+	done
+	"$TK" register a4 secret-pw "$BATS_TEST_TMPDIR/a4.key" >"$BATS_TEST_TMPDIR/a4.json"
+	expect 429 rate_limited -- POST /v1/accounts "" "@$BATS_TEST_TMPDIR/a4.json"
+	[ "$(header Retry-After)" -gt 60 ]
+}
+
+# ---- the directory and keys ----
+
+@test "users: list, prefix, limit, one user, 404 with user, bad names" {
+	relay --no-rate-limits
+	for u in alice alfred bob; do register $u; done
+	tok=$(login bob)
+	expect 401 -- GET /v1/users
+	expect 200 -- GET /v1/users "$tok"
+	[ "$(jget users.0.user) $(jget users.1.user) $(jget users.2.user)" = "alfred alice bob" ]
+	expect 200 -- GET "/v1/users?prefix=al&limit=1" "$tok"
+	[ "$(jget users.0.user)" = alfred ]
+	! jget users.1
+	expect 200 -- GET "/v1/users?prefix=zz" "$tok"
+	[ "$(jget users)" = "[]" ]
+	for q in limit=0 limit=501 limit=x limit=-1 limit= prefix=A prefix=a%2f; do
+		expect 400 bad_request -- GET "/v1/users?$q" "$tok"
+	done
+	expect 200 -- GET /v1/users/alice "$tok"
+	[ "$(jget user)" = alice ]
+	[ "$(jget identity)" = "$("$TK" get identity <"$BATS_TEST_TMPDIR/alice.reg")" ]
+	[ "$(jget created)" -gt 0 ]
+	expect 404 unknown_user -- GET /v1/users/carol "$tok"
+	[ "$(jget user)" = carol ]
+	expect 400 bad_user -- GET /v1/users/Alice "$tok"
+	expect 400 bad_user -- GET /v1/users/%2e%2e "$tok"
+	expect 400 bad_user -- GET /v1/users/a%00b "$tok"
+	expect 404 -- GET /v1/users/a/b "$tok"
+}
+
+@test "keys: append one-time prekeys, rotate the signed prekey, refuse reuse and overflow" {
+	relay
+	register alice 100
+	tok=$(login alice)
+	key=$BATS_TEST_TMPDIR/alice.key
+	expect 204 -- PUT /v1/keys "$tok" "$("$TK" keys "$key" - 100 101)"
+	expect 200 -- GET /v1/keys "$tok"
+	[ "$(jget opks)" = 200 ]
+	created=$(jget spk_created)
+	expect 422 too_many_prekeys -- PUT /v1/keys "$tok" "$("$TK" keys "$key" - 1 201)"
+	expect 409 id_reused -- PUT /v1/keys "$tok" "$("$TK" keys "$key" 1 0 0)"
+	expect 422 bad_signature -- PUT /v1/keys "$tok" "$("$TK" keys --bad-spk "$key" 2 0 0)"
+	expect 204 -- PUT /v1/keys "$tok" "$("$TK" keys "$key" 2 0 0)"
+	expect 200 -- GET /v1/keys "$tok"
+	[ "$(jget spk_id)" = 2 ]
+	[ "$(jget spk_created)" -ge "$created" ]
+	[ "$(jget opks)" = 200 ]
+	# a bundle takes one; its id can never come back
+	register bob
+	tb=$(login bob)
+	expect 200 -- POST /v1/users/alice/bundle "$tb"
+	[ "$(jget opk.id)" = 1 ]
+	[ "$(jget spk.id)" = 2 ]
+	expect 409 id_reused -- PUT /v1/keys "$tok" "$("$TK" keys "$key" - 1 1)"
+	expect 204 -- PUT /v1/keys "$tok" "$("$TK" keys "$key" - 1 300)"
+	expect 400 bad_request -- PUT /v1/keys "$tok" '{"opks":[{"id":"5","pub":"x"}]}'
+	expect 400 bad_request -- PUT /v1/keys "$tok" '{"spk":7}'
+}
+
+@test "keys: another user's name in the body is ignored" {
+	relay
+	register alice 2
+	register bob 2
+	tb=$(login bob)
+	body=$("$TK" keys "$BATS_TEST_TMPDIR/bob.key" - 3 50 | sed 's/^{/{"user":"alice",/')
+	expect 204 -- PUT /v1/keys "$tb" "$body"
+	ta=$(login alice)
+	expect 200 -- GET /v1/keys "$ta"
+	[ "$(jget opks)" = 2 ]
+	expect 200 -- GET /v1/keys "$tb"
+	[ "$(jget opks)" = 5 ]
+}
+
+@test "bundle: identity, signed prekey, one OPK each time, then null" {
+	relay
+	register alice 2
+	register bob
+	tb=$(login bob)
+	expect 200 -- POST /v1/users/alice/bundle "$tb"
+	[ "$(jget user)" = alice ]
+	[ "$(jget identity)" = "$("$TK" get identity <"$BATS_TEST_TMPDIR/alice.reg")" ]
+	[ "$(jget spk)" = "$("$TK" get spk <"$BATS_TEST_TMPDIR/alice.reg")" ]
+	[ "$(jget opk)" = "$("$TK" get opks.0 <"$BATS_TEST_TMPDIR/alice.reg")" ]
+	expect 200 -- POST /v1/users/alice/bundle "$tb" '{}'
+	[ "$(jget opk.id)" = 2 ]
+	expect 200 -- POST /v1/users/alice/bundle "$tb"
+	[ "$(jget opk)" = null ]
+	[ "$(jget spk.id)" = 1 ]
+	ta=$(login alice)
+	expect 200 -- GET /v1/keys "$ta"
+	[ "$(jget opks)" = 0 ]
+	expect 404 unknown_user -- POST /v1/users/carol/bundle "$tb"
+	[ "$(jget user)" = carol ]
+	expect 400 bad_json -- POST /v1/users/alice/bundle "$tb" '[1'
+	expect 401 -- POST /v1/users/alice/bundle
+}
+
+@test "bundle flood: 429 per (requester, target); the signed prekey is still served" {
+	relay --rate-bundle 3:1/m
+	register alice 10
+	register bob
+	register carol
+	tb=$(login bob)
+	for i in 1 2 3; do expect 200 -- POST /v1/users/alice/bundle "$tb"; done
+	expect 429 rate_limited -- POST /v1/users/alice/bundle "$tb"
+	[ "$(header Retry-After)" -ge 1 ]
+	tc=$(login carol)
+	expect 200 -- POST /v1/users/alice/bundle "$tc"
+	[ "$(jget spk.id)" = 1 ]
+	[ "$(jget opk.id)" = 4 ]
+}
+
+@test "prekey race: 50 parallel bundle fetches for 10 OPKs hand out exactly 10" {
+	relay --no-rate-limits
+	register alice 10
+	register bob
+	tb=$(login bob)
+	d=$BATS_TEST_TMPDIR/race
+	mkdir "$d"
+	seq 50 | xargs -P 50 -I{} curl -s -o "$d/{}" -w '%{http_code}\n' \
+	    -X POST -H "Authorization: Bearer $tb" \
+	    "$RELAY_URL/v1/users/alice/bundle" >"$BATS_TEST_TMPDIR/codes"
+	[ "$(grep -c '^200$' "$BATS_TEST_TMPDIR/codes")" = 50 ]
+	for f in "$d"/*; do "$TK" get opk.id <"$f" || echo null; done >"$BATS_TEST_TMPDIR/ids"
+	[ "$(grep -vc null "$BATS_TEST_TMPDIR/ids")" = 10 ]
+	[ "$(grep -v null "$BATS_TEST_TMPDIR/ids" | sort -u | wc -l)" = 10 ]
+	[ "$(grep -c null "$BATS_TEST_TMPDIR/ids")" = 40 ]
+}
+
+# ---- messages ----
+
+@test "messages: post, fetch, ack; ids are strings; more" {
+	relay
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1),$(entry bob 2 '{"v":1,"n":"two"}')]}"
+	id1=$(jget ids.0)
+	id2=$(jget ids.1)
+	[ -n "$id1" ] && [ "$id1" != "$id2" ]
+	expect 200 -- GET "/v1/messages?limit=1" "$tb"
+	[ "$(jget messages.0.id)" = "$id1" ]
+	[ "$(jget messages.0.from)" = alice ]
+	[ "$(jget messages.0.ts)" -gt 0 ]
+	[ "$(jget messages.0.envelope)" = '{"v":1,"hdr":"AAAA","ct":"BBBB"}' ]
+	[ "$(jget more)" = true ]
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages.1.envelope.n)" = two ]
+	[ "$(jget more)" = false ]
+	expect 204 -- POST /v1/messages/ack "$tb" "{\"ids\":[\"$id1\",\"$id2\"]}"
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages)" = "[]" ]
+	# unknown, already-acked and malformed ids are ignored
+	expect 204 -- POST /v1/messages/ack "$tb" "{\"ids\":[\"$id1\",\"999999\",\"x\",\"-1\"]}"
+	expect 400 bad_request -- POST /v1/messages/ack "$tb" '{"ids":[1]}'
+	expect 400 bad_request -- POST /v1/messages/ack "$tb" '{"ids":"1"}'
+	# the sender's own mailbox is empty
+	expect 200 -- GET /v1/messages "$ta"
+	[ "$(jget messages)" = "[]" ]
+}
+
+@test "messages: a resend with the same client_id gets the first id, even after the ack" {
+	relay
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	body="{\"messages\":[$(entry bob 7)]}"
+	expect 201 -- POST /v1/messages "$ta" "$body"
+	id=$(jget ids.0)
+	expect 200 -- POST /v1/messages "$ta" "$body"
+	[ "$(jget ids.0)" = "$id" ]
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 7),$(entry bob 8)]}"
+	[ "$(jget ids.0)" = "$id" ]
+	id8=$(jget ids.1)
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages.0.id) $(jget messages.1.id)" = "$id $id8" ]
+	! jget messages.2
+	expect 204 -- POST /v1/messages/ack "$tb" "{\"ids\":[\"$id\",\"$id8\"]}"
+	expect 200 -- POST /v1/messages "$ta" "$body"
+	[ "$(jget ids.0)" = "$id" ]
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages)" = "[]" ]
+	# the same client_id from another sender is another message
+	register carol
+	tc=$(login carol)
+	expect 201 -- POST /v1/messages "$tc" "$body"
+	[ "$(jget ids.0)" != "$id" ]
+}
+
+@test "messages: 404 unknown_user and 409 identity_changed name the user and store nothing" {
+	relay
+	register alice
+	register bob
+	register carol
+	ta=$(login alice)
+	tb=$(login bob)
+	expect 404 unknown_user -- POST /v1/messages "$ta" \
+	    "{\"messages\":[$(entry bob 1),{\"to\":\"dave\",\"to_ik\":\"$(toik bob)\",\"client_id\":\"$(cid 2)\",\"envelope\":{}}]}"
+	[ "$(jget user)" = dave ]
+	expect 409 identity_changed -- POST /v1/messages "$ta" \
+	    "{\"messages\":[$(entry bob 1),{\"to\":\"carol\",\"to_ik\":\"$(toik bob)\",\"client_id\":\"$(cid 3)\",\"envelope\":{}}]}"
+	[ "$(jget user)" = carol ]
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages)" = "[]" ]
+	# and the refused client_id was not remembered
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1)]}"
+}
+
+@test "messages: malformed entries" {
+	relay
+	register alice
+	register bob
+	ta=$(login alice)
+	ok=$(entry bob 1)
+	expect 400 bad_request -- POST /v1/messages "$ta" '{"messages":[]}'
+	expect 400 bad_request -- POST /v1/messages "$ta" '{"messages":{}}'
+	many=$(for i in $(seq 101); do printf '%s,' "$(entry bob "$i")"; done)
+	expect 400 bad_request -- POST /v1/messages "$ta" "{\"messages\":[${many%,}]}"
+	expect 400 bad_request -- POST /v1/messages "$ta" "{\"messages\":[${ok/\"client_id\":\"/\"client_id\":\"A}]}"
+	expect 400 bad_request -- POST /v1/messages "$ta" "{\"messages\":[${ok/\"client_id\":\"0/\"client_id\":\"}]}"
+	expect 422 bad_encoding -- POST /v1/messages "$ta" "{\"messages\":[${ok/\"to_ik\":\"/\"to_ik\":\"!}]}"
+	expect 422 bad_encoding -- POST /v1/messages "$ta" "{\"messages\":[${ok/\"to_ik\":\"?/\"to_ik\":\"}]}"
+	expect 400 bad_request -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1 '"x"')]}"
+	expect 400 bad_user -- POST /v1/messages "$ta" "{\"messages\":[${ok/\"to\":\"bob\"/\"to\":\"../bob\"}]}"
+	expect 400 bad_request -- POST /v1/messages "$ta" "{\"messages\":[${ok/\"to_ik\"/\"to_ix\"}]}"
+	expect 400 bad_request -- POST /v1/messages "$ta" '{"messages":[7]}'
+	big=$(head -c 70000 /dev/zero | tr '\0' A)
+	expect 413 too_large -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 9 "{\"ct\":\"$big\"}")]}"
+	for q in wait=61 wait=-1 limit=0 limit=501 wait=x; do
+		expect 400 bad_request -- GET "/v1/messages?$q" "$ta"
+	done
+}
+
+@test "messages: the sender comes from the token, not the body" {
+	relay
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	e=$(entry bob 1)
+	expect 201 -- POST /v1/messages "$ta" "{\"from\":\"carol\",\"messages\":[${e%\}},\"from\":\"carol\"}]}"
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages.0.from)" = alice ]
+}
+
+@test "cross-user: bob can neither read nor ack alice's mailbox" {
+	relay
+	register alice
+	register bob
+	register carol
+	ta=$(login alice)
+	tb=$(login bob)
+	tc=$(login carol)
+	expect 201 -- POST /v1/messages "$tc" "{\"messages\":[$(entry alice 1)]}"
+	id=$(jget ids.0)
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages)" = "[]" ]
+	expect 204 -- POST /v1/messages/ack "$tb" "{\"ids\":[\"$id\"]}"
+	expect 200 -- GET /v1/messages "$ta"
+	[ "$(jget messages.0.id)" = "$id" ]
+}
+
+@test "long poll: wakes within 100 ms of a send; times out empty" {
+	relay
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	t0=$(now_ms)
+	expect 200 -- GET "/v1/messages?wait=1" "$tb"
+	[ "$(jget messages)" = "[]" ]
+	[ $(($(now_ms) - t0)) -ge 950 ]
+	( curl -s -o "$BATS_TEST_TMPDIR/poll" -H "Authorization: Bearer $tb" \
+	    "$RELAY_URL/v1/messages?wait=20"; now_ms >"$BATS_TEST_TMPDIR/t_poll" ) &
+	poll=$!
+	sleep 0.5
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1)]}"
+	t_sent=$(now_ms)
+	wait $poll
+	lag=$(($(cat "$BATS_TEST_TMPDIR/t_poll") - t_sent))
+	echo "woke $lag ms after the send" >&2
+	[ "$lag" -lt 100 ]
+	[ "$("$TK" get messages.0.from <"$BATS_TEST_TMPDIR/poll")" = alice ]
+}
+
+@test "mailbox flood: 507 for the sender, the owner still pages through; 429 per sender" {
+	relay --mailbox-max 3 --rate-messages 5:1/s
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1),$(entry bob 2),$(entry bob 3)]}"
+	expect 507 mailbox_full -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 4)]}"
+	[ "$(jget user)" = bob ]
+	expect 200 -- GET "/v1/messages?limit=2" "$tb"
+	[ "$(jget more)" = true ]
+	expect 429 rate_limited -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 5),$(entry bob 6)]}"
+	[ "$(header Retry-After)" -ge 1 ]
+}
+
+# ---- channels ----
+
+@test "channels: post, read after a cursor, long poll, retention" {
+	relay --channel-max 3
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	key=$BATS_TEST_TMPDIR/alice.key
+	expect 201 -- POST /v1/channels/lobby "$ta" "$("$TK" post "$key" lobby alice 1000 hello)"
+	id1=$(jget id)
+	expect 201 -- POST /v1/channels/lobby "$ta" "$("$TK" post "$key" lobby alice 1001 again)"
+	id2=$(jget id)
+	expect 200 -- GET /v1/channels/lobby "$tb"
+	[ "$(jget posts.0.id)" = "$id1" ]
+	[ "$(jget posts.0.post.text)" = hello ]
+	[ "$(jget posts.0.post)" = "$("$TK" post "$key" lobby alice 1000 hello | "$TK" get post)" ]
+	expect 200 -- GET "/v1/channels/lobby?after=$id1" "$tb"
+	[ "$(jget posts.0.id)" = "$id2" ]
+	! jget posts.1
+	expect 200 -- GET /v1/channels/other "$tb"
+	[ "$(jget posts)" = "[]" ]
+	( curl -s -o "$BATS_TEST_TMPDIR/poll" -H "Authorization: Bearer $tb" \
+	    "$RELAY_URL/v1/channels/lobby?after=$id2&wait=20" ) &
+	poll=$!
+	sleep 0.3
+	t0=$(now_ms)
+	expect 201 -- POST /v1/channels/lobby "$ta" "$("$TK" post "$key" lobby alice 1002 three)"
+	wait $poll
+	[ $(($(now_ms) - t0)) -lt 1000 ]
+	[ "$("$TK" get posts.0.post.text <"$BATS_TEST_TMPDIR/poll")" = three ]
+	expect 201 -- POST /v1/channels/lobby "$ta" "$("$TK" post "$key" lobby alice 1003 four)"
+	expect 200 -- GET /v1/channels/lobby "$tb"
+	[ "$(jget posts.0.post.text)" = again ]
+	! jget posts.3
+}
+
+@test "channels: the author must be the caller, the channel the path's" {
+	relay
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	key=$BATS_TEST_TMPDIR/alice.key
+	expect 403 forbidden -- POST /v1/channels/lobby "$tb" "$("$TK" post "$key" lobby alice 1 hi)"
+	expect 400 wrong_channel -- POST /v1/channels/lobby "$ta" "$("$TK" post "$key" other alice 1 hi)"
+	expect 400 bad_channel -- POST /v1/channels/Lobby "$ta" "$("$TK" post "$key" lobby alice 1 hi)"
+	expect 400 bad_request -- POST /v1/channels/lobby "$ta" '{"post":"x"}'
+	for q in after=x after=-1 limit=0 wait=61; do
+		expect 400 bad_request -- GET "/v1/channels/lobby?$q" "$ta"
+	done
+	expect 401 -- GET /v1/channels/lobby
+}
+
+# ---- blobs ----
+
+@test "blobs: upload, download by anyone authenticated, 404, Range ignored" {
+	relay
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	f=$BATS_TEST_TMPDIR/blob
+	head -c 300000 /dev/urandom >"$f"
+	run curl -s -w '\n%{http_code}' -H "Authorization: Bearer $ta" \
+	    -H 'Content-Type: application/octet-stream' --data-binary "@$f" \
+	    "$RELAY_URL/v1/blobs"
+	[ "${lines[1]}" = 201 ]
+	id=$(echo "${lines[0]}" | "$TK" get id)
+	[ "$(echo "${lines[0]}" | "$TK" get size)" = 300000 ]
+	[[ "$id" =~ ^[0-9a-f]{32}$ ]]
+	curl -s -H "Authorization: Bearer $tb" "$RELAY_URL/v1/blobs/$id" | cmp - "$f"
+	curl -s -H "Authorization: Bearer $tb" -H 'Range: bytes=99999999999999999999-' \
+	    "$RELAY_URL/v1/blobs/$id" | cmp - "$f"
+	curl -s -H "Authorization: Bearer $tb" -H 'Range: bytes=-5,1-2,3-1' \
+	    "$RELAY_URL/v1/blobs/$id" | cmp - "$f"
+	[ "$(stat -c %a "$BATS_TEST_TMPDIR/blobs/$id")" = 600 ]
+	expect 401 -- GET "/v1/blobs/$id"
+	expect 404 not_found -- GET "/v1/blobs/${id%?}0" "$tb"
+	expect 404 not_found -- GET "/v1/blobs/%2e%2e%2f%2e%2e%2frelay.db" "$tb"
+	expect 404 not_found -- GET "/v1/blobs/${id}%00" "$tb"
+	expect 404 not_found -- GET "/v1/blobs/$(echo "$id" | tr a-f A-F)" "$tb"
+}
+
+@test "blobs: 411 without a length, 413 over the limit, 415, quota; nothing left behind" {
+	relay --max-blob 1000 --blob-quota 1500
+	register alice
+	ta=$(login alice)
+	up() {	# up SIZE [TYPE [curl args]]: upload SIZE bytes, print the status
+		local n=$1 type=${2:-application/octet-stream}
+		shift
+		shift || true
+		head -c "$n" /dev/zero | curl -s -o "$OUT" -w '%{http_code}' \
+		    -H "Authorization: Bearer $ta" -H "Content-Type: $type" "$@" \
+		    --data-binary @- "$RELAY_URL/v1/blobs"
+	}
+	[ "$(up 10 application/octet-stream -H 'Transfer-Encoding: chunked')" = 411 ]
+	[ "$(up 1001)" = 413 ]
+	[ "$(jget error)" = too_large ]
+	[ "$(up 10 text/plain)" = 415 ]
+	[ "$(up 1000)" = 201 ]
+	[ "$(up 600)" = 507 ]
+	[ "$(jget error)" = quota_exceeded ]
+	[ "$(up 500)" = 201 ]
+	[ "$(ls "$BATS_TEST_TMPDIR/blobs" | wc -l)" = 2 ]
+	run bash -c "head -c 10 /dev/zero | curl -s -o /dev/null -w '%{http_code}' --data-binary @- $RELAY_URL/v1/blobs"
+	[ "$output" = 401 ]
+}
+
+@test "blobs: 100 MiB up and down, relay memory stays flat" {
+	relay
+	register alice
+	ta=$(login alice)
+	f=$BATS_TEST_TMPDIR/big
+	head -c 100M /dev/urandom >"$f"
+	hwm() { awk '/^VmHWM/ { print $2 }' "/proc/$RELAY_PID/status"; }
+	before=$(hwm)
+	curl -s -o "$OUT" -T "$f" -X POST -H "Authorization: Bearer $ta" \
+	    -H 'Content-Type: application/octet-stream' "$RELAY_URL/v1/blobs"
+	id=$(jget id)
+	[ "$(jget size)" = 104857600 ]
+	curl -s -H "Authorization: Bearer $ta" "$RELAY_URL/v1/blobs/$id" | cmp - "$f"
+	after=$(hwm)
+	echo "VmHWM $before -> $after kB" >&2
+	[ $((after - before)) -lt 16384 ]
+}
+
+# ---- HTTP framing and limits (HOSTILE.md) ----
+
+@test "413 before the body is read; 411 for chunked JSON; 415 for a wrong type" {
+	relay
+	out=$(raw 'POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n' 3)
+	[[ "$out" == "HTTP/1.1 413"* ]]
+	[[ "$out" == *"<closed>" ]]
+	run curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+	    -H 'Transfer-Encoding: chunked' --data-binary '{"user":"a","password":"b"}' \
+	    "$RELAY_URL/v1/sessions"
+	[ "$output" = 411 ]
+	run curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' \
+	    --data-binary '{"user":"a","password":"b"}' "$RELAY_URL/v1/sessions"
+	[ "$output" = 415 ]
+	run curl -s -o /dev/null -w '%{http_code}' \
+	    --data-binary '{"user":"a","password":"b"}' "$RELAY_URL/v1/sessions"
+	[ "$output" = 415 ]
+	expect 200 -- GET /v1/health
+}
+
+@test "two Content-Lengths, or Content-Length with Transfer-Encoding: 400 and close" {
+	relay
+	out=$(raw 'POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}')
+	[[ "$out" == "HTTP/1.1 400"* ]]
+	[[ "$out" == *bad_framing*"<closed>" ]]
+	out=$(raw 'POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n')
+	[[ "$out" == "HTTP/1.1 400"* ]]
+	[[ "$out" == *"<closed>" ]]
+	out=$(raw 'POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}')
+	[[ "$out" == "HTTP/1.1 400"* ]]
+}
+
+@test "a body shorter than its Content-Length is closed at the idle timeout; nothing stored" {
+	relay --idle-timeout 1
+	"$TK" register alice secret-pw "$BATS_TEST_TMPDIR/a.key" >"$BATS_TEST_TMPDIR/a.json"
+	len=$(wc -c <"$BATS_TEST_TMPDIR/a.json")
+	part=$(head -c 100 "$BATS_TEST_TMPDIR/a.json")
+	t0=$(now_ms)
+	out=$(raw "POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: $len\r\n\r\n$part" 5)
+	[[ "$out" == "<closed>" ]]
+	[ $(($(now_ms) - t0)) -lt 4000 ]
+	register bob
+	tb=$(login bob)
+	expect 404 -- GET /v1/users/alice "$tb"
+}
+
+@test "64 KiB header gets 431, 100 KB URL 414; the relay lives on" {
+	relay
+	big=$(head -c 65536 /dev/zero | tr '\0' a)
+	run curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $big" "$RELAY_URL/v1/health"
+	[ "$output" = 431 ]
+	run curl -s -o /dev/null -w '%{http_code}' "$RELAY_URL/v1/health?x=$(head -c 100000 /dev/zero | tr '\0' a)"
+	[ "$output" = 414 ]
+	expect 200 -- GET /v1/health
+}
+
+@test "slowloris: the per-IP cap and the idle timeout keep other clients served" {
+	relay --max-per-ip 10 --idle-timeout 2
+	"$PY" - "$RELAY_URL" >"$BATS_TEST_TMPDIR/slow" <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].split('//')[1].split(':')
+socks = []
+for i in range(100):
+    try:
+        s = socket.create_connection((host, int(port)), timeout=2)
+        s.sendall(b'GET /v1/health HTTP/1.1\r\n')
+        socks.append(s)
+    except OSError:
+        pass
+time.sleep(1)
+for s in socks:
+    try:
+        s.sendall(b'X')
+    except OSError:
+        pass
+time.sleep(4)
+alive = 0
+for s in socks:
+    s.settimeout(0.2)
+    try:
+        s.recv(1)
+    except socket.timeout:
+        alive += 1
+    except OSError:
+        pass
+print(alive)
+PY
+	slow=$!
+	sleep 0.5
+	run curl -s --max-time 2 --interface 127.0.0.2 "$RELAY_URL/v1/health"
+	[[ "$output" == *'"ok":true'* ]]
+	wait $slow
+	# every trickling connection was closed by the idle timeout
+	[ "$(cat "$BATS_TEST_TMPDIR/slow")" = 0 ]
+	expect 200 -- GET /v1/health
+}
+
+# ---- operations ----
+
+@test "metrics: requests by route and status, latency, queued messages, bytes" {
+	relay
+	register alice
+	register bob
+	ta=$(login alice)
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1)]}"
+	expect 200 -- GET /metrics
+	grep -q '^st_relay_requests_total{route="POST /v1/messages",status="201"} 1$' "$OUT"
+	grep -q '^st_relay_request_seconds_bucket{route="POST /v1/accounts",le="+Inf"} 2$' "$OUT"
+	grep -q '^st_relay_queued_messages 1$' "$OUT"
+	grep -q '^st_relay_stored_bytes{kind="database"} [1-9]' "$OUT"
+	grep -q '^st_relay_commits_total [1-9]' "$OUT"
+	[[ "$(header Content-Type)" == text/plain* ]]
+}
+
+@test "one log line per request: method, route, status, time; never a secret" {
+	relay
+	register alice
+	ta=$(login alice)
+	expect 200 -- GET "/v1/users/alice?token=$ta" "$ta"
+	stop_relay
+	log=$BATS_TEST_TMPDIR/relay.log
+	grep -q '^st-relay: POST /v1/accounts 201 [0-9.]*ms$' "$log"
+	grep -q '^st-relay: GET /v1/users/{name} 200 [0-9.]*ms$' "$log"
+	! grep -qF "$ta" "$log"
+	! grep -q 'pw-alice-secret' "$log"
+	! grep -q 'ed25519' "$log"
+}
+
+@test "SIGTERM answers every suspended long poll, drains and exits 0" {
+	relay
+	register alice
+	ta=$(login alice)
+	for i in $(seq 20); do
+		curl -s -o "$BATS_TEST_TMPDIR/p$i" -w '%{http_code}' \
+		    -H "Authorization: Bearer $ta" \
+		    "$RELAY_URL/v1/messages?wait=60" >"$BATS_TEST_TMPDIR/c$i" &
+	done
+	sleep 0.5
+	t0=$(now_ms)
+	kill -TERM "$RELAY_PID"
+	rc=0
+	wait "$RELAY_PID" || rc=$?
+	RELAY_PID=
+	[ "$rc" -eq 0 ]
+	wait
+	[ $(($(now_ms) - t0)) -lt 5000 ]
+	for i in $(seq 20); do
+		[ "$(cat "$BATS_TEST_TMPDIR/c$i")" = 200 ]
+		[ "$("$TK" get messages <"$BATS_TEST_TMPDIR/p$i")" = "[]" ]
+	done
+}
+
+@test "kill -9: acknowledged messages survive, orphan blob files are swept, integrity ok" {
+	relay
+	register alice
+	register bob
+	ta=$(login alice)
+	for i in $(seq 20); do
+		expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob "$i")]}"
+	done
+	kill -9 "$RELAY_PID"
+	wait "$RELAY_PID" || true
+	RELAY_PID=
+	b=$BATS_TEST_TMPDIR/blobs
+	touch "$b/0123456789abcdef0123456789abcdef" \
+	    "$b/0123456789abcdef0123456789abcdef.tmp-abcdef" "$b/README"
+	relay
+	[ ! -e "$b/0123456789abcdef0123456789abcdef" ]
+	[ ! -e "$b/0123456789abcdef0123456789abcdef.tmp-abcdef" ]
+	[ -e "$b/README" ]
+	tb=$(login bob)
+	expect 200 -- GET "/v1/messages?limit=500" "$tb"
+	[ -n "$(jget messages.19.id)" ]
+	stop_relay
+	run "$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("pragma integrity_check").fetchone()[0])' "$RELAY_DB"
+	[ "$output" = ok ]
+}

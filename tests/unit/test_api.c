@@ -1,0 +1,463 @@
+/*
+ * test_api.c - the relay's router and handlers without sockets, on a
+ * temporary SQLite database: requests go through st_api_call() (jobs run
+ * in this thread, long polls answer at once).  The golden identity and
+ * bundle of shared/testkit/st/golden.json, signed by an independent
+ * implementation, must be accepted as they are, and their to_ik too.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../server/api.h"
+
+struct fx {
+	char dir[64];
+	char *db, *blobs;
+	struct st_conf c;
+	struct st_store *s;
+	struct st_api a;
+	struct st_api_resp r;
+	struct st_json *body;           /* the last answer, parsed */
+};
+
+static int setup(void **state)
+{
+	struct fx *f = st_calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/st-test-api-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->db = st_path_join(f->dir, "relay.db");
+	f->blobs = st_path_join(f->dir, "blobs");
+	st_conf_defaults(&f->c);
+	f->c.db = f->db;
+	f->c.blob_dir = f->blobs;
+	f->c.argon2_m = 8;
+	f->c.argon2_t = 1;
+	f->c.rate[ST_RL_BUNDLE].burst = 2;
+	f->s = st_store_open(f->db);
+	assert_non_null(f->s);
+	assert_int_equal(st_api_init(&f->a, &f->c, f->s,
+	                             st_rl_new(f->c.rate, 0), st_metrics_new()), 0);
+	assert_int_equal(st_api_sweep_orphans(&f->a), 0);
+	st_api_resp_init(&f->r);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	st_json_free(f->body);
+	st_api_resp_free(&f->r);
+	st_store_close(f->s);
+	st_rl_free(f->a.rl);
+	st_metrics_free(f->a.metrics);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f->db);
+	free(f->blobs);
+	free(f);
+	return 0;
+}
+
+/*
+ * One request; returns the status.  query is "k=v&k=v" or NULL; token a
+ * bearer token or NULL; body JSON or NULL.
+ */
+static int req(struct fx *f, const char *method, const char *path,
+               const char *query, const char *token, const char *body)
+{
+	struct st_api_req q;
+	char auth[128], qs[256], *save, *kv;
+	int status;
+
+	st_api_req_init(&q);
+	q.method = method;
+	q.path = path;
+	q.ip = "192.0.2.1";
+	if (token) {
+		snprintf(auth, sizeof(auth), "Bearer %s", token);
+		q.auth = auth;
+	}
+	if (query) {
+		snprintf(qs, sizeof(qs), "%s", query);
+		for (kv = strtok_r(qs, "&", &save); kv && q.nargs < ST_API_MAX_ARGS;
+		     kv = strtok_r(NULL, "&", &save)) {
+			char *eq = strchr(kv, '=');
+
+			if (eq)
+				*eq++ = '\0';
+			q.args[q.nargs].name = kv;
+			q.args[q.nargs].value = eq ? eq : "";
+			q.nargs++;
+		}
+	}
+	if (body) {
+		q.ctype = "application/json";
+		q.clen = (int64_t)strlen(body);
+	}
+	st_json_free(f->body);
+	f->body = NULL;
+	st_api_call(&f->a, &q, &f->r, body, body ? strlen(body) : 0);
+	assert_int_equal(f->r.kind, ST_API_DONE);
+	if (f->r.body.len)
+		f->body = st_json_parse((char *)f->r.body.data, f->r.body.len,
+		                        f->r.body.len, "answer");
+	status = f->r.status;
+	st_api_req_free(&q);
+	return status;
+}
+
+static const char *str(struct fx *f, const char *key)
+{
+	const char *s = NULL;
+
+	if (!f->body || st_json_get_str(f->body, key, &s, NULL) < 0)
+		return "";
+	return s;
+}
+
+/* The golden identities and bundle, as the relay gets them. */
+static struct st_json *golden(void)
+{
+	const char *kit = getenv("ST_TESTKIT");
+	char path[512];
+	unsigned char *buf;
+	size_t n;
+	struct st_json *j;
+
+	snprintf(path, sizeof(path), "%s/st/golden.json",
+	         kit ? kit : "../shared/testkit");
+	if (st_read_file(path, 1 << 22, &buf, &n) < 0)
+		return NULL;
+	j = st_json_parse((char *)buf, n, n, path);
+	free(buf);
+	return j;
+}
+
+static struct st_json *at(struct st_json *j, const char *a, const char *b,
+                          const char *c)
+{
+	j = st_json_get(j, a);
+	if (j && b)
+		j = st_json_get(j, b);
+	if (j && c)
+		j = st_json_get(j, c);
+	assert_non_null(j);
+	return j;
+}
+
+static char *dump(struct st_json *j)
+{
+	return st_json_dump(j);
+}
+
+/* Register name with the golden keys of who ("alice" or "bob"). */
+static int register_golden(struct fx *f, struct st_json *g, const char *name,
+                           const char *who, const char *password)
+{
+	char *id = dump(at(g, "identity", who, "relay_json"));
+	char *spk = dump(at(g, "bundle", "relay_json", "spk"));
+	char *opk = dump(at(g, "bundle", "relay_json", "opk"));
+	char body[2048];
+	int rc;
+
+	/* the golden bundle's prekeys are bob's: alice goes without them */
+	if (strcmp(who, "bob") == 0)
+		snprintf(body, sizeof(body), "{\"user\":\"%s\",\"password\":\"%s\","
+		         "\"identity\":%s,\"spk\":%s,\"opks\":[%s]}", name,
+		         password, id, spk, opk);
+	else
+		snprintf(body, sizeof(body), "{\"user\":\"%s\",\"password\":\"%s\","
+		         "\"identity\":%s,\"spk\":%s}", name, password, id, spk);
+	rc = req(f, "POST", "/v1/accounts", NULL, NULL, body);
+	free(id);
+	free(spk);
+	free(opk);
+	return rc;
+}
+
+static char *login(struct fx *f, const char *user, const char *password)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "{\"user\":\"%s\",\"password\":\"%s\"}",
+	         user, password);
+	assert_int_equal(req(f, "POST", "/v1/sessions", NULL, NULL, body), 201);
+	return st_strdup(str(f, "token"));
+}
+
+static void routes(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(req(f, "GET", "/v1/health", NULL, NULL, NULL), 200);
+	assert_int_equal(req(f, "HEAD", "/v1/health", NULL, NULL, NULL), 200);
+	assert_int_equal(req(f, "GET", "/v1/nope", NULL, NULL, NULL), 404);
+	assert_string_equal(str(f, "error"), "not_found");
+	assert_int_equal(req(f, "PUT", "/v1/messages", NULL, NULL, NULL), 405);
+	assert_string_equal(f->r.allow, "GET, HEAD, POST");
+	assert_int_equal(req(f, "BREW", "/v1/keys", NULL, NULL, NULL), 405);
+	assert_int_equal(req(f, "GET", "/v1/keys", NULL, NULL, NULL), 401);
+	assert_true(f->r.auth_challenge);
+	assert_int_equal(req(f, "GET", "/v1/keys", NULL, "not-a-token", NULL),
+	                 401);
+	assert_int_equal(req(f, "GET", "/metrics", NULL, NULL, NULL), 200);
+	assert_string_equal(f->r.ctype, "text/plain; version=0.0.4");
+}
+
+/* Framing and limits are decided from the headers, before any body. */
+static void framing(void **state)
+{
+	struct fx *f = *state;
+	struct st_api_req q;
+	struct st_api_resp r;
+	static const struct {
+		int64_t clen;
+		int chunked, dup;
+		const char *ctype;
+		int status;
+	} cases[] = {
+		{ 10, 0, 1, "application/json", 400 },
+		{ -1, 1, 0, "application/json", 411 },
+		{ 65537, 0, 0, "application/json", 413 },
+		{ 10, 0, 0, "text/plain", 415 },
+		{ 10, 0, 0, NULL, 415 },
+		{ 10, 0, 0, "application/json; charset=utf-8", 0 },
+		{ 10, 0, 0, "application/jsonx", 415 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		st_api_req_init(&q);
+		st_api_resp_init(&r);
+		q.method = "POST";
+		q.path = "/v1/sessions";
+		q.clen = cases[i].clen;
+		q.chunked = cases[i].chunked;
+		q.bad_framing = cases[i].dup;
+		q.ctype = cases[i].ctype;
+		if (cases[i].status) {
+			assert_int_equal(st_api_begin(&f->a, &q, &r), 1);
+			assert_int_equal(r.status, cases[i].status);
+			assert_true(r.close);
+		} else {
+			assert_int_equal(st_api_begin(&f->a, &q, &r), 0);
+		}
+		st_api_resp_free(&r);
+		st_api_req_free(&q);
+	}
+}
+
+static void accounts(void **state)
+{
+	struct fx *f = *state;
+	struct st_json *g = golden();
+	char *tok;
+
+	if (!g)
+		skip();
+	assert_int_equal(register_golden(f, g, "bob", "bob", "bob-password"), 201);
+	assert_string_equal(str(f, "user"), "bob");
+	assert_int_equal(register_golden(f, g, "bob", "bob", "bob-password"), 409);
+	assert_string_equal(str(f, "error"), "user_taken");
+	/* alice's identity with bob's signed prekey: the signature fails */
+	assert_int_equal(register_golden(f, g, "mallory", "alice", "password1"),
+	                 422);
+	assert_string_equal(str(f, "error"), "bad_signature");
+	assert_int_equal(req(f, "POST", "/v1/sessions", NULL, NULL,
+	                     "{\"user\":\"bob\",\"password\":\"wrong-one\"}"), 401);
+	assert_string_equal(str(f, "error"), "bad_credentials");
+	tok = login(f, "bob", "bob-password");
+	assert_int_equal(strlen(tok), 43);
+	assert_int_equal(req(f, "GET", "/v1/keys", NULL, tok, NULL), 200);
+	assert_int_equal(req(f, "GET", "/v1/users/bob", NULL, tok, NULL), 200);
+	assert_int_equal(req(f, "DELETE", "/v1/sessions/current", NULL, tok,
+	                     NULL), 204);
+	assert_int_equal(req(f, "GET", "/v1/keys", NULL, tok, NULL), 401);
+	free(tok);
+	st_json_free(g);
+}
+
+/* The golden bundle comes back byte for byte, its OPK only once. */
+static void bundle(void **state)
+{
+	struct fx *f = *state;
+	struct st_json *g = golden();
+	char *tok, *want, *got;
+
+	if (!g)
+		skip();
+	assert_int_equal(register_golden(f, g, "bob", "bob", "bob-password"), 201);
+	tok = login(f, "bob", "bob-password");
+	assert_int_equal(req(f, "POST", "/v1/users/bob/bundle", NULL, tok, NULL),
+	                 200);
+	want = dump(at(g, "bundle", "relay_json", NULL));
+	got = dump(f->body);
+	assert_string_equal(got, want);
+	free(got);
+	assert_int_equal(req(f, "POST", "/v1/users/bob/bundle", NULL, tok, "{}"),
+	                 200);
+	assert_true(st_json_get(f->body, "opk") != NULL);
+	got = dump(st_json_get(f->body, "opk"));
+	assert_string_equal(got, "null");
+	free(got);
+	/* the burst of 2 is spent */
+	assert_int_equal(req(f, "POST", "/v1/users/bob/bundle", NULL, tok, NULL),
+	                 429);
+	assert_true(f->r.retry_after >= 1);
+	assert_int_equal(req(f, "POST", "/v1/users/carol/bundle", NULL, tok,
+	                     NULL), 404);
+	assert_string_equal(str(f, "user"), "carol");
+	free(want);
+	free(tok);
+	st_json_free(g);
+}
+
+static void messages(void **state)
+{
+	struct fx *f = *state;
+	struct st_json *g = golden();
+	const char *bob_ik, *alice_ik, *id;
+	char *tok, body[512], first[32];
+
+	if (!g)
+		skip();
+	assert_int_equal(register_golden(f, g, "bob", "bob", "bob-password"), 201);
+	tok = login(f, "bob", "bob-password");
+	assert_int_equal(st_json_as_str(at(g, "identity", "bob", "to_ik"),
+	                                &bob_ik, NULL), 0);
+	assert_int_equal(st_json_as_str(at(g, "identity", "alice", "to_ik"),
+	                                &alice_ik, NULL), 0);
+	/* to bob (himself) with the wrong to_ik: refused, nothing stored */
+	snprintf(body, sizeof(body), "{\"messages\":[{\"to\":\"bob\",\"to_ik\":"
+	         "\"%s\",\"client_id\":\"%032x\",\"envelope\":{\"v\":1}}]}",
+	         alice_ik, 1);
+	assert_int_equal(req(f, "POST", "/v1/messages", NULL, tok, body), 409);
+	assert_string_equal(str(f, "error"), "identity_changed");
+	assert_string_equal(str(f, "user"), "bob");
+	snprintf(body, sizeof(body), "{\"messages\":[{\"to\":\"bob\",\"to_ik\":"
+	         "\"%s\",\"client_id\":\"%032x\",\"envelope\":{\"v\":1}}]}",
+	         bob_ik, 1);
+	assert_int_equal(req(f, "POST", "/v1/messages", NULL, tok, body), 201);
+	id = st_json_as_str(st_json_array_get(st_json_get(f->body, "ids"), 0),
+	                    &id, NULL) == 0 ? id : "";
+	snprintf(first, sizeof(first), "%s", id);
+	assert_true(first[0]);
+	assert_int_equal(req(f, "POST", "/v1/messages", NULL, tok, body), 200);
+	st_json_as_str(st_json_array_get(st_json_get(f->body, "ids"), 0), &id,
+	               NULL);
+	assert_string_equal(id, first);
+	/* the long poll answers at once here (st_api_call sets final) */
+	assert_int_equal(req(f, "GET", "/v1/messages", "wait=5&limit=10", tok,
+	                     NULL), 200);
+	assert_int_equal(st_json_array_size(st_json_get(f->body, "messages")),
+	                 1);
+	assert_int_equal(req(f, "GET", "/v1/messages", "limit=0", tok, NULL),
+	                 400);
+	snprintf(body, sizeof(body), "{\"ids\":[\"%s\"]}", first);
+	assert_int_equal(req(f, "POST", "/v1/messages/ack", NULL, tok, body), 204);
+	assert_int_equal(req(f, "GET", "/v1/messages", NULL, tok, NULL), 200);
+	assert_int_equal(st_json_array_size(st_json_get(f->body, "messages")),
+	                 0);
+	free(tok);
+	st_json_free(g);
+}
+
+/* An empty mailbox with wait asks the caller to wait, keyed by the user. */
+static void long_poll(void **state)
+{
+	struct fx *f = *state;
+	struct st_json *g = golden();
+	struct st_api_req q;
+	struct st_api_resp r;
+	char *tok, auth[128];
+
+	if (!g)
+		skip();
+	assert_int_equal(register_golden(f, g, "bob", "bob", "bob-password"), 201);
+	tok = login(f, "bob", "bob-password");
+	snprintf(auth, sizeof(auth), "Bearer %s", tok);
+	st_api_req_init(&q);
+	st_api_resp_init(&r);
+	q.method = "GET";
+	q.path = "/v1/messages";
+	q.auth = auth;
+	q.args[0].name = "wait";
+	q.args[0].value = "30";
+	q.nargs = 1;
+	assert_int_equal(st_api_begin(&f->a, &q, &r), 0);
+	st_api_handle(&f->a, &q, &r);
+	assert_int_equal(r.kind, ST_API_WAIT);
+	assert_true(r.wait_until > st_now_ms() + 29000);
+	q.final = 1;
+	st_api_handle(&f->a, &q, &r);
+	assert_int_equal(r.kind, ST_API_DONE);
+	assert_int_equal(r.status, 200);
+	st_api_resp_free(&r);
+	st_api_req_free(&q);
+	free(tok);
+	st_json_free(g);
+}
+
+/* Posts are stored as given and served back byte for byte. */
+static void channels(void **state)
+{
+	struct fx *f = *state;
+	struct st_json *g = golden(), *posts;
+	char *bob, *alice, *p, *got, body[1024];
+
+	if (!g)
+		skip();
+	/* the relay does not verify posts: alice may borrow bob's keys here */
+	assert_int_equal(register_golden(f, g, "bob", "bob", "bob-password"), 201);
+	assert_int_equal(register_golden(f, g, "alice", "bob", "alice-pass"), 201);
+	bob = login(f, "bob", "bob-password");
+	alice = login(f, "alice", "alice-pass");
+	p = dump(at(g, "channel_post", "post", NULL));
+	snprintf(body, sizeof(body), "{\"post\":%s}", p);
+	assert_int_equal(req(f, "POST", "/v1/channels/lobby", NULL, bob, body),
+	                 403);
+	assert_int_equal(req(f, "POST", "/v1/channels/other", NULL, alice, body),
+	                 400);
+	assert_string_equal(str(f, "error"), "wrong_channel");
+	assert_int_equal(req(f, "POST", "/v1/channels/lobby", NULL, alice, body),
+	                 201);
+	assert_int_equal(req(f, "GET", "/v1/channels/lobby", "after=0", bob,
+	                     NULL), 200);
+	posts = st_json_get(f->body, "posts");
+	assert_int_equal(st_json_array_size(posts), 1);
+	got = dump(st_json_get(st_json_array_get(posts, 0), "post"));
+	assert_string_equal(got, p);
+	assert_int_equal(req(f, "GET", "/v1/channels/Lobby", NULL, bob, NULL),
+	                 400);
+	free(got);
+	free(p);
+	free(bob);
+	free(alice);
+	st_json_free(g);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(routes, setup, teardown),
+		cmocka_unit_test_setup_teardown(framing, setup, teardown),
+		cmocka_unit_test_setup_teardown(accounts, setup, teardown),
+		cmocka_unit_test_setup_teardown(bundle, setup, teardown),
+		cmocka_unit_test_setup_teardown(messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(long_poll, setup, teardown),
+		cmocka_unit_test_setup_teardown(channels, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
