@@ -1053,4 +1053,222 @@ struct st_json *st_ratchet_to_json(const struct st_ratchet *r);
 /* Load it back, checking every field; NULL with ST_EX_DATAERR. */
 struct st_ratchet *st_ratchet_from_json(const struct st_json *j);
 
+/* ---- keystore.c: local secret key files (SPEC §3) ---- */
+
+/*
+ * identity.json, prekeys.json and vault.key in $ST_HOME, mode 0600,
+ * written atomically by callers holding the home lock.  In a protected
+ * home each is a JSON wrapper (doc/st.5): ChaCha20-Poly1305 under a key
+ * derived with Argon2id (64 MiB, t=3, p=1, 16-byte salt) from the
+ * passphrase, which is asked on /dev/tty or read from the file set with
+ * st_keystore_set_passphrase_file(), once per process.  A wrong
+ * passphrase is ST_EX_NOPERM (three tries on a terminal); a wrapper that
+ * fails to authenticate is ST_EX_DATAERR naming the file.  Derived keys
+ * are cached for the life of the process and wiped at exit.
+ */
+
+/* Where passphrases come from: a file (as --passphrase-file: a path, "-"
+ * or /dev/fd/N; the pointer is kept), or /dev/tty when NULL (default). */
+void st_keystore_set_passphrase_file(const char *file);
+/* Force writes to wrap (1) or not (0) instead of following identity.json. */
+void st_keystore_set_protect(int on);
+/* 1 when the home is protected (identity.json is wrapped), 0 when not or
+ * when there are no keys, -1 on error. */
+int st_keystore_protected(void);
+/*
+ * Ask for a new passphrase (twice on a terminal; ST_EX_USAGE when the two
+ * differ), derive a key with a fresh salt for the files written next, and
+ * turn protection on.
+ */
+int st_keystore_new_passphrase(void);
+/*
+ * Read a key file, unwrapping it when wrapped.  *out (NUL-terminated, not
+ * counted) is secret: free with st_free_secret(*out, *outlen).  Missing:
+ * ST_EX_NOINPUT.
+ */
+int st_keystore_read(const char *path, unsigned char **out, size_t *outlen);
+/* Write a key file atomically (0600), wrapped when the home is protected. */
+int st_keystore_write(const char *path, const void *data, size_t n);
+/* Read and write back a key file: wraps or unwraps it to the home's mode. */
+int st_keystore_rewrite(const char *path);
+/* 1 when the file (or the n bytes at buf) is a wrapper, 0 when not; the
+ * file form gives -1 when it cannot be read. */
+int st_keystore_file_wrapped(const char *path);
+int st_keystore_is_wrapped(const void *buf, size_t n);
+/*
+ * The wrapping itself, with an explicit passphrase (for tests): wrap
+ * makes a fresh salt and gives the wrapper text (malloc'd, ends in LF);
+ * pub (may be NULL) is stored in the clear and authenticated.  unwrap
+ * gives the plaintext as st_keystore_read() does; what names the input.
+ */
+int st_keystore_wrap(const char *passphrase, const struct st_identity_pub *pub,
+                     const void *pt, size_t n, char **out);
+int st_keystore_unwrap(const char *passphrase, const char *what,
+                       const void *in, size_t n, unsigned char **pt,
+                       size_t *ptlen);
+
+/* 1 when identity.json exists, 0 when not, -1 when there is no home. */
+int st_keystore_has_keys(void);
+/*
+ * Our identity from identity.json (asking for the passphrase when it is
+ * wrapped).  No keys: ST_EX_CONFIG "run st-keygen"; malformed: ST_EX_DATAERR
+ * naming the file.  Wipe with st_identity_wipe().
+ */
+int st_keystore_load_identity(struct st_identity *id);
+int st_keystore_save_identity(const struct st_identity *id);
+/* Our public identity without any passphrase (a wrapper keeps it in the
+ * clear, authenticated with the secrets). */
+int st_keystore_identity_pub(struct st_identity_pub *pub);
+/* Unwrap (if needed) an age identity file such as vault.key: exactly one
+ * AGE-SECRET-KEY-1 line, else ST_EX_DATAERR. */
+int st_keystore_age_identity(const char *path, struct st_age_id *out);
+
+#define ST_OPK_TARGET 100               /* one-time prekeys after a refill */
+#define ST_OPK_LOW 20                   /* refill below this many */
+#define ST_SPK_ROTATE_MS (7LL * 24 * 3600 * 1000)
+#define ST_SPK_KEEP_MS (30LL * 24 * 3600 * 1000)
+#define ST_SPK_KEEP 8                   /* current + previous signed prekeys */
+
+/*
+ * prekeys.json: the current signed prekey (spk[0]), the previous ones
+ * with the time each was replaced (kept ST_SPK_KEEP_MS after that), and
+ * the unused one-time prekeys, oldest first (at most 1000: the oldest go
+ * first).  Ids come from the counters and are never reused.  Everything
+ * is owned by the struct: st_prekeys_free() wipes it.
+ */
+struct st_prekeys {
+	struct st_spk spk[ST_SPK_KEEP];
+	int64_t retired[ST_SPK_KEEP];   /* when spk[i] stopped being current */
+	size_t nspk;
+	struct st_opk *opk;
+	size_t nopk;
+	uint32_t next_spk_id, next_opk_id;
+};
+/* Fresh prekeys for id: signed prekey 1 and ST_OPK_TARGET one-time ones. */
+int st_prekeys_init(struct st_prekeys *pk, const struct st_identity *id,
+                    int64_t now_ms);
+/* Load and save prekeys.json (errors name the file, as for identities). */
+int st_prekeys_load(struct st_prekeys *pk);
+int st_prekeys_save(const struct st_prekeys *pk);
+void st_prekeys_free(struct st_prekeys *pk);
+/* Append n fresh one-time prekeys (the newest are last). */
+int st_prekeys_add_opks(struct st_prekeys *pk, size_t n);
+/* A new current signed prekey; the old one becomes previous. */
+int st_prekeys_rotate(struct st_prekeys *pk, const struct st_identity *id,
+                      int64_t now_ms);
+/* Drop previous signed prekeys replaced ST_SPK_KEEP_MS ago; the count. */
+int st_prekeys_expire(struct st_prekeys *pk, int64_t now_ms);
+/* The unused one-time prekey with this id, or NULL. */
+const struct st_opk *st_prekeys_find_opk(const struct st_prekeys *pk,
+                                         uint32_t id);
+/* Delete a one-time prekey once a message under it decrypted (then save);
+ * ST_EX_NO when there is none with that id. */
+int st_prekeys_use_opk(struct st_prekeys *pk, uint32_t id);
+/* The secrets st_ratchet_decrypt() takes, borrowed from pk. */
+void st_prekeys_set(const struct st_prekeys *pk, struct st_prekey_set *set);
+
+/* ---- peers.c: pinned identities, peers/NAME.json (SPEC §3, §4) ---- */
+
+enum st_trust { ST_TRUST_TOFU = 1, ST_TRUST_VERIFIED = 2 };
+struct st_peer {
+	char user[ST_USER_MAX + 1];
+	struct st_identity_pub id;      /* the pinned identity */
+	enum st_trust trust;
+	int64_t first_seen, last_seen;  /* Unix ms */
+};
+/* "tofu" or "verified". */
+const char *st_trust_name(enum st_trust t);
+/*
+ * Load the pin of user: not pinned is ST_EX_NOINPUT; malformed is
+ * ST_EX_DATAERR naming the file; a bad name is ST_EX_USAGE.
+ */
+int st_peer_load(const char *user, struct st_peer *p);
+/* Write it (peers/ 0700, the file 0600); the caller holds the home lock. */
+int st_peer_save(const struct st_peer *p);
+/*
+ * Trust on first use, for an identity the relay served for user: no pin
+ * yet pins it (*pinned = 1); the pinned one updates last_seen; any other
+ * is ST_EX_IDENTITY with nothing changed, the message giving both safety
+ * numbers when me and me_user are set.  p gets the pin.  Lock held.
+ */
+int st_peer_check(const char *user, const struct st_identity_pub *served,
+                  int64_t now_ms, const struct st_identity_pub *me,
+                  const char *me_user, struct st_peer *p, int *pinned);
+/*
+ * Accept id as user's identity: a new pin (trust back to tofu) and the
+ * ratchet state with user removed, so the next send starts a new X3DH.
+ * The same identity again changes nothing (*changed = 0).  Lock held.
+ */
+int st_peer_trust(const char *user, const struct st_identity_pub *id,
+                  int64_t now_ms, struct st_peer *p, int *changed);
+/*
+ * Mark the pin verified when digits (spaces and dashes ignored) are the
+ * safety number of (me, me_user) and the pin; ST_EX_NO otherwise, and
+ * ST_EX_NOINPUT when user is not pinned.  Lock held.
+ */
+int st_peer_verify(const char *user, const struct st_identity_pub *me,
+                   const char *me_user, const char *digits,
+                   struct st_peer *p);
+/* Drop the pin and the ratchet state: ST_EX_NO when not pinned. */
+int st_peer_forget(const char *user);
+/* Remove ratchet/NAME.json if present. */
+int st_peer_drop_session(const char *user);
+/* Pinned user names, sorted; free with st_peer_list_free(). */
+int st_peer_list(char ***names, size_t *n);
+void st_peer_list_free(char **names, size_t n);
+
+/* ---- account.c: the account on the relay and prekey upkeep (SPEC §7) ---- */
+
+/* ST_EX_USAGE unless the password has 8 to 1024 bytes. */
+int st_account_password_ok(const char *pw);
+/* The registered user name from the config ("user"): ST_EX_CONFIG when
+ * missing or malformed.  Borrowed from cfg. */
+int st_account_user(const struct st_json *cfg, const char **user);
+/*
+ * POST /v1/accounts with our identity, current signed prekey and the
+ * newest 100 one-time prekeys (pk is topped up to 100 and saved first).
+ * A taken name is ST_EX_NO.  Lock held.
+ */
+int st_account_register(struct st_relay *r, const char *user,
+                        const char *password, const struct st_identity *id,
+                        struct st_prekeys *pk);
+/*
+ * POST /v1/sessions: saves the token to $ST_HOME/token (0600) and its
+ * expiry to the config ("token_expires"), revokes the token it replaces,
+ * and leaves r using the new one.  Wrong password: ST_EX_NOPERM.
+ */
+int st_account_login(struct st_relay *r, const char *user,
+                     const char *password, int64_t *expires);
+/* DELETE /v1/sessions/current, then forget the token locally (a token
+ * the relay no longer knows counts as revoked). */
+int st_account_logout(struct st_relay *r);
+/* Remove $ST_HOME/token and the expiry from the config. */
+int st_account_forget_token(void);
+/*
+ * DELETE /v1/accounts/me with the password; then the token and the
+ * config's "user" go (keys, peers and the vault stay).  Wrong password:
+ * ST_EX_NOPERM, nothing changed.
+ */
+int st_account_delete(struct st_relay *r, const char *password);
+
+/* What an upkeep run did. */
+struct st_upkeep {
+	int64_t relay_opks;             /* one-time prekeys on the relay now */
+	size_t opks_added;
+	int spk_rotated, spk_uploaded, spks_dropped;
+};
+/*
+ * Prekey upkeep (st-login, st-recv): GET /v1/keys; drop previous signed
+ * prekeys past 30 days; rotate the signed prekey after 7 days (or upload
+ * it when the relay has another); refill one-time prekeys to 100 when
+ * fewer than 20 remain.  pk is saved before anything is uploaded.  r
+ * carries the token; the caller holds the home lock.
+ */
+int st_account_upkeep(struct st_relay *r, const struct st_identity *id,
+                      struct st_prekeys *pk, int64_t now_ms,
+                      struct st_upkeep *u);
+/* The same, loading (and freeing) the identity and prekeys itself. */
+int st_account_upkeep_home(struct st_relay *r, int64_t now_ms,
+                           struct st_upkeep *u);
+
 #endif

@@ -47,7 +47,8 @@ static int make_key(const char *path, struct st_age_id *id)
 	st_age_format_recipient(pub, pk);
 	n = snprintf(buf, sizeof(buf), "# safetalk vault key\n"
 	             "# public key: %s\n%s\n", pk, sk);
-	rc = st_write_atomic(path, buf, (size_t)n, 0600);
+	/* passphrase-wrapped when the home's keys are (keystore.c) */
+	rc = st_keystore_write(path, buf, (size_t)n);
 	st_wipe(sk, sizeof(sk));
 	st_wipe(buf, sizeof(buf));
 	return rc;
@@ -57,7 +58,12 @@ static int load_key(const char *path, struct st_age_id *out)
 {
 	struct st_age_id *ids;
 	size_t n;
+	int wrapped = st_keystore_file_wrapped(path);
 
+	if (wrapped < 0)
+		return -1;
+	if (wrapped)
+		return st_keystore_age_identity(path, out);
 	if (st_age_load_identities(path, &ids, &n) < 0)
 		return -1;
 	if (n != 1) {

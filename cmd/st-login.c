@@ -1,0 +1,200 @@
+/*
+ * st-login - log in to the relay (a bearer token kept in $ST_HOME/token)
+ * and refill our prekeys there; log out; or say who is logged in where.
+ * The work is in libst/account.c.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "st.h"
+
+#define LOCK_MS 10000
+
+static const char synopsis[] =
+	"usage: st-login [-r URL] [--password-file F] [--passphrase-file F]\n"
+	"       st-login --logout | --status [-j]\n";
+
+static void usage(int code)
+{
+	fputs(synopsis, code ? stderr : stdout);
+	exit(code);
+}
+
+static void die_err(void)
+{
+	st_die(st_errcode(), "%s", st_errmsg());
+}
+
+struct ctx {
+	struct st_json *cfg;
+	const char *user;
+	char *url;
+	struct st_relay *r;
+};
+
+static void open_ctx(struct ctx *c, const char *flag, int insecure)
+{
+	if (!(c->cfg = st_config_load()) ||
+	    st_account_user(c->cfg, &c->user) < 0 ||
+	    !(c->url = st_relay_url(flag, c->cfg)) ||
+	    !(c->r = st_relay_new(c->url, insecure)))
+		die_err();
+}
+
+static void close_ctx(struct ctx *c)
+{
+	st_relay_free(c->r);
+	st_json_free(c->cfg);
+	free(c->url);
+}
+
+static void do_login(struct ctx *c, const char *pwfile)
+{
+	struct st_upkeep u;
+	char prompt[80], *pw, when[20];
+	int64_t expires;
+	int lock;
+
+	snprintf(prompt, sizeof(prompt), "password for %s: ", c->user);
+	if (!(pw = st_read_secret(pwfile, prompt)))
+		die_err();
+	if ((lock = st_home_lock(LOCK_MS)) < 0)
+		die_err();
+	if (st_account_login(c->r, c->user, pw, &expires) < 0)
+		die_err();
+	st_free_str_secret(pw);
+	st_time_format(expires, when);
+	fprintf(stderr, "st-login: logged in as %s at %s until %s\n", c->user,
+	        c->url, when);
+	if (st_account_upkeep_home(c->r, st_now_ms(), &u) < 0)
+		st_die(st_errcode(), "logged in, but %s", st_errmsg());
+	st_unlock(lock);
+	if (u.opks_added || u.spk_rotated)
+		fprintf(stderr, "st-login: uploaded %zu one-time prekeys%s\n",
+		        u.opks_added, u.spk_rotated ?
+		        " and a new signed prekey" : "");
+}
+
+static void do_logout(struct ctx *c)
+{
+	int lock;
+
+	if (st_relay_load_token(c->r) < 0) {
+		fprintf(stderr, "st-login: %s at %s is not logged in\n", c->user,
+		        c->url);
+		return;
+	}
+	if ((lock = st_home_lock(LOCK_MS)) < 0 || st_account_logout(c->r) < 0)
+		die_err();
+	st_unlock(lock);
+	fprintf(stderr, "st-login: logged out %s at %s; the token is "
+	        "revoked\n", c->user, c->url);
+}
+
+/* Ask the relay whether the token still works: GET /v1/keys. */
+static int do_status(struct ctx *c, int json)
+{
+	struct st_json *reply = NULL, *o;
+	int64_t expires = 0, opks = 0, spk = 0;
+	long status;
+	char when[20], *s;
+	int rc = 0;
+
+	if (st_json_get(c->cfg, "token_expires"))
+		st_json_get_int(c->cfg, "token_expires", 0, INT64_MAX, &expires);
+	if (st_relay_load_token(c->r) < 0) {
+		rc = ST_EX_NOPERM;
+	} else if (st_relay_call(c->r, "GET", "/v1/keys", NULL, 0, &status,
+	                         &reply, NULL) < 0) {
+		if (st_errcode() != ST_EX_NOPERM)
+			die_err();
+		rc = ST_EX_NOPERM;
+	} else if (!reply ||
+	           st_json_get_int(reply, "opks", 0, INT64_MAX, &opks) < 0 ||
+	           st_json_get_int(reply, "spk_id", 0, UINT32_MAX, &spk) < 0) {
+		st_die(ST_EX_DATAERR, "relay: bad GET /v1/keys reply");
+	}
+	st_json_free(reply);
+	st_time_format(expires, when);
+	if (json) {
+		o = st_json_object();
+		st_json_set_str(o, "user", c->user);
+		st_json_set_str(o, "relay", c->url);
+		st_json_set_bool(o, "logged_in", rc == 0);
+		if (rc == 0) {
+			st_json_set_int(o, "expires", expires);
+			st_json_set_int(o, "opks", opks);
+			st_json_set_int(o, "spk_id", spk);
+		}
+		s = st_json_dump(o);
+		puts(s);
+		free(s);
+		st_json_free(o);
+	} else if (rc == 0) {
+		printf("%s at %s: logged in until %s (renewed on use); %lld "
+		       "one-time prekeys on the relay\n", c->user, c->url,
+		       expires ? when : "?", (long long)opks);
+	} else {
+		printf("%s at %s: not logged in\n", c->user, c->url);
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_LOGOUT = 256, O_STATUS, O_PWFILE, O_PASSFILE, O_INSECURE };
+	static const struct option lo[] = {
+		{ "relay", required_argument, 0, 'r' },
+		{ "logout", no_argument, 0, O_LOGOUT },
+		{ "status", no_argument, 0, O_STATUS },
+		{ "json", no_argument, 0, 'j' },
+		{ "password-file", required_argument, 0, O_PWFILE },
+		{ "passphrase-file", required_argument, 0, O_PASSFILE },
+		{ "insecure-http", no_argument, 0, O_INSECURE },
+		{ "help", no_argument, 0, 'h' },
+		{ "version", no_argument, 0, 'V' },
+		{ 0, 0, 0, 0 } };
+	const char *flag = NULL, *pwfile = NULL, *passfile = NULL;
+	int logout = 0, status = 0, json = 0, insecure = 0, c, rc = 0;
+	struct ctx x;
+
+	st_setprogname(argv[0]);
+	while ((c = getopt_long(argc, argv, "r:jhV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'r': flag = optarg; break;
+		case O_LOGOUT: logout = 1; break;
+		case O_STATUS: status = 1; break;
+		case 'j': json = 1; break;
+		case O_PWFILE: pwfile = optarg; break;
+		case O_PASSFILE: passfile = optarg; break;
+		case O_INSECURE: insecure = 1; break;
+		case 'h': usage(0); break;
+		case 'V':
+			puts("st-login " ST_VERSION);
+			return st_close_stdout() < 0 ? ST_EX_CANTCREAT : 0;
+		default: usage(ST_EX_USAGE);
+		}
+	}
+	if (optind != argc || (logout && status) || (json && !status) ||
+	    ((logout || status) && (pwfile || passfile)))
+		usage(ST_EX_USAGE);
+	if (pwfile && passfile && !strcmp(pwfile, "-") && !strcmp(passfile, "-"))
+		st_die(ST_EX_USAGE, "--password-file and --passphrase-file "
+		       "cannot both be standard input");
+	umask(077);
+	st_keystore_set_passphrase_file(passfile);
+	open_ctx(&x, flag, insecure);
+	if (logout)
+		do_logout(&x);
+	else if (status)
+		rc = do_status(&x, json);
+	else
+		do_login(&x, pwfile);
+	close_ctx(&x);
+	if (st_close_stdout() < 0)
+		die_err();
+	return rc;
+}

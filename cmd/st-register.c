@@ -1,0 +1,215 @@
+/*
+ * st-register - create the account USER on the relay with our keys (made
+ * here when st-keygen has not made them), save the relay URL and the user
+ * name in the config, and log in; or, with --delete, delete the account
+ * and everything the relay holds for it.  The work is in libst/account.c.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "st.h"
+
+#define LOCK_MS 10000
+
+static const char synopsis[] =
+	"usage: st-register [-r URL] [--password-file F] [--passphrase-file F]"
+	" USER\n"
+	"       st-register --delete [--password-file F]\n";
+
+static void usage(int code)
+{
+	fputs(synopsis, code ? stderr : stdout);
+	exit(code);
+}
+
+static void die_err(void)
+{
+	st_die(st_errcode(), "%s", st_errmsg());
+}
+
+static struct st_relay *relay(const char *flag, const struct st_json *cfg,
+                              int insecure, char **url)
+{
+	struct st_relay *r;
+
+	if (!(*url = st_relay_url(flag, cfg)) ||
+	    !(r = st_relay_new(*url, insecure)))
+		die_err();
+	return r;
+}
+
+/* The password: asked twice on a terminal, so a typo cannot lock us out. */
+static char *new_password(const char *file, const char *user)
+{
+	char prompt[80], *pw, *again;
+
+	snprintf(prompt, sizeof(prompt), "new password for %s: ", user);
+	if (!(pw = st_read_secret(file, prompt)))
+		die_err();
+	if (!file) {
+		if (!(again = st_read_secret(NULL, "new password again: ")))
+			die_err();
+		if (strcmp(pw, again))
+			st_die(ST_EX_USAGE, "passwords do not match");
+		st_free_str_secret(again);
+	}
+	if (st_account_password_ok(pw) < 0)
+		die_err();
+	return pw;
+}
+
+/* Our keys, made now when there are none (unprotected: see st-keygen). */
+static void keys(struct st_identity *id, struct st_prekeys *pk)
+{
+	struct st_vault *v;
+	int has = st_keystore_has_keys();
+
+	if (has < 0)
+		die_err();
+	if (has) {
+		if (st_keystore_load_identity(id) < 0 || st_prekeys_load(pk) < 0)
+			die_err();
+		return;
+	}
+	if (st_identity_generate(id) < 0 ||
+	    st_prekeys_init(pk, id, st_now_ms()) < 0 ||
+	    st_keystore_save_identity(id) < 0 || st_prekeys_save(pk) < 0 ||
+	    !(v = st_vault_open(1)))
+		die_err();
+	st_vault_close(v);
+	fprintf(stderr, "st-register: created keys in %s\n", st_home());
+}
+
+static void do_register(const char *flag, int insecure, const char *pwfile,
+                        const char *user)
+{
+	struct st_identity id;
+	struct st_prekeys pk;
+	struct st_json *cfg;
+	struct st_relay *r;
+	const char *old = NULL;
+	char *url, *pw, when[20];
+	int64_t expires;
+	int lock;
+
+	if (!(cfg = st_config_load()))
+		die_err();
+	if (st_json_get(cfg, "user")) {
+		if (st_account_user(cfg, &old) < 0)
+			die_err();
+		if (strcmp(old, user))
+			st_die(ST_EX_USAGE, "this home belongs to %s: use another "
+			       "ST_HOME for %s, or 'st-register --delete' first",
+			       old, user);
+	}
+	r = relay(flag, cfg, insecure, &url);
+	pw = new_password(pwfile, user);
+	if ((lock = st_home_lock(LOCK_MS)) < 0)
+		die_err();
+	keys(&id, &pk);
+	if (st_account_register(r, user, pw, &id, &pk) < 0)
+		die_err();
+	st_prekeys_free(&pk);
+	st_identity_wipe(&id);
+	st_json_set_str(cfg, "relay", url);
+	st_json_set_str(cfg, "user", user);
+	if (st_config_save(cfg) < 0)
+		die_err();
+	if (st_account_login(r, user, pw, &expires) < 0)
+		st_die(st_errcode(), "registered %s, but %s; run st-login", user,
+		       st_errmsg());
+	st_unlock(lock);
+	st_free_str_secret(pw);
+	st_time_format(expires, when);
+	fprintf(stderr, "st-register: registered %s at %s; logged in until "
+	        "%s\n", user, url, when);
+	st_relay_free(r);
+	st_json_free(cfg);
+	free(url);
+}
+
+static void do_delete(const char *flag, int insecure, const char *pwfile)
+{
+	struct st_json *cfg;
+	struct st_relay *r;
+	const char *user;
+	char *url, *pw, prompt[80];
+	int lock;
+
+	if (!(cfg = st_config_load()) || st_account_user(cfg, &user) < 0)
+		die_err();
+	r = relay(flag, cfg, insecure, &url);
+	if (st_relay_load_token(r) < 0)
+		die_err();
+	snprintf(prompt, sizeof(prompt), "password of %s (to delete the "
+	         "account): ", user);
+	if (!(pw = st_read_secret(pwfile, prompt)))
+		die_err();
+	if ((lock = st_home_lock(LOCK_MS)) < 0)
+		die_err();
+	/* user lives in cfg, which the deletion rewrites on disk only */
+	if (st_account_delete(r, pw) < 0)
+		die_err();
+	st_unlock(lock);
+	st_free_str_secret(pw);
+	fprintf(stderr, "st-register: deleted the account %s at %s: its "
+	        "identity and prekeys, its mailbox and every session token; "
+	        "the local keys, peers and vault in %s are kept\n", user, url,
+	        st_home());
+	st_relay_free(r);
+	st_json_free(cfg);
+	free(url);
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_DELETE = 256, O_PWFILE, O_PASSFILE, O_INSECURE };
+	static const struct option lo[] = {
+		{ "relay", required_argument, 0, 'r' },
+		{ "delete", no_argument, 0, O_DELETE },
+		{ "password-file", required_argument, 0, O_PWFILE },
+		{ "passphrase-file", required_argument, 0, O_PASSFILE },
+		{ "insecure-http", no_argument, 0, O_INSECURE },
+		{ "help", no_argument, 0, 'h' },
+		{ "version", no_argument, 0, 'V' },
+		{ 0, 0, 0, 0 } };
+	const char *flag = NULL, *pwfile = NULL, *passfile = NULL;
+	int del = 0, insecure = 0, c;
+
+	st_setprogname(argv[0]);
+	while ((c = getopt_long(argc, argv, "r:hV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'r': flag = optarg; break;
+		case O_DELETE: del = 1; break;
+		case O_PWFILE: pwfile = optarg; break;
+		case O_PASSFILE: passfile = optarg; break;
+		case O_INSECURE: insecure = 1; break;
+		case 'h': usage(0); break;
+		case 'V':
+			puts("st-register " ST_VERSION);
+			return st_close_stdout() < 0 ? ST_EX_CANTCREAT : 0;
+		default: usage(ST_EX_USAGE);
+		}
+	}
+	if (del ? optind != argc : optind + 1 != argc)
+		usage(ST_EX_USAGE);
+	/* a bad name is refused before anything touches the network */
+	if (!del && !st_user_ok(argv[optind], strlen(argv[optind])))
+		st_die(ST_EX_USAGE, "bad user name '%s': names match "
+		       "^[a-z0-9][a-z0-9._-]{0,31}$", argv[optind]);
+	if (pwfile && passfile && !strcmp(pwfile, "-") && !strcmp(passfile, "-"))
+		st_die(ST_EX_USAGE, "--password-file and --passphrase-file "
+		       "cannot both be standard input");
+	umask(077);
+	st_keystore_set_passphrase_file(passfile);
+	if (del)
+		do_delete(flag, insecure, pwfile);
+	else
+		do_register(flag, insecure, pwfile, argv[optind]);
+	if (st_close_stdout() < 0)
+		die_err();
+	return 0;
+}
