@@ -16,12 +16,14 @@ WARN    += -Werror
 endif
 ifeq ($(SANITIZE),1)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-B        = build-san
+B       ?= build-san
 else
 SANFLAGS =
-B        = build
+B       ?= build
 endif
-BIN      = $(if $(filter 1,$(SANITIZE)),$(B)/bin,bin)
+# B and BIN may be set on the command line to build into a private tree
+# (make B=build-x BIN=build-x/bin), e.g. for parallel work in one checkout
+BIN     ?= $(if $(filter 1,$(SANITIZE)),$(B)/bin,bin)
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
