@@ -1053,6 +1053,65 @@ struct st_json *st_ratchet_to_json(const struct st_ratchet *r);
 /* Load it back, checking every field; NULL with ST_EX_DATAERR. */
 struct st_ratchet *st_ratchet_from_json(const struct st_json *j);
 
+/* ---- channel.c: public channels, signed plaintext posts (SPEC §5) ---- */
+
+#define ST_POST_TEXT_MAX 60000          /* fits the relay's 64 KiB JSON body */
+
+/*
+ * Sign text (UTF-8 without NUL, at most ST_POST_TEXT_MAX bytes) as user
+ * with id at time ts and post it to channel; *relay_id (malloc'd) gets the
+ * post's id.  A bad channel name is ST_EX_USAGE, bad text ST_EX_DATAERR;
+ * relay errors as st_relay_call().
+ */
+int st_channel_post(struct st_relay *r, const struct st_identity *id,
+                    const char *user, const char *channel, const char *text,
+                    size_t n, int64_t ts, char **relay_id);
+
+/* How a post checked out. */
+enum {
+	ST_POST_VERIFIED = 1,   /* signature good under the author's key */
+	ST_POST_CHANGED,        /* good under the pin, but the relay serves
+	                           another key for the author now */
+	ST_POST_BAD_SIG,        /* signature does not verify */
+	ST_POST_NO_AUTHOR,      /* author neither pinned nor in the directory */
+	ST_POST_MALFORMED       /* not a well-formed post for this channel */
+};
+/* "verified", "identity_changed", "bad_signature", "unknown_author",
+ * "malformed". */
+const char *st_post_state_name(int state);
+
+/* One post as read; everything borrowed for the callback's duration. */
+struct st_channel_item {
+	char id[20];                    /* relay id (digits) */
+	struct st_post post;            /* empty when state is MALFORMED */
+	const struct st_json *raw;      /* the post object as served */
+	int state;                      /* ST_POST_* */
+	const char *trust;              /* "verified", "tofu", "directory" */
+	const char *why;                /* for states other than VERIFIED */
+};
+typedef int (*st_channel_fn)(void *ctx, const struct st_channel_item *it);
+
+/*
+ * A reader of channel from after (a post id, or NULL for the start),
+ * checking each post against its author's pinned identity, else the
+ * directory's.  Reading makes no pins and takes no lock.
+ */
+struct st_channel_reader;
+struct st_channel_reader *st_channel_reader_new(struct st_relay *r,
+                                                const char *channel,
+                                                const char *after);
+void st_channel_reader_free(struct st_channel_reader *c);
+/* The id of the last post handed out (or the starting point). */
+const char *st_channel_reader_after(const struct st_channel_reader *c);
+/*
+ * One page: up to limit (1..500) posts, waiting up to wait seconds (0..60)
+ * when none is there; fn is called for each in order (a negative return
+ * stops the read with that error).  Returns the number of posts, and
+ * *more (may be NULL) is set when the page was full.
+ */
+int st_channel_read(struct st_channel_reader *c, int limit, int wait,
+                    st_channel_fn fn, void *ctx, int *more);
+
 /* ---- keystore.c: local secret key files (SPEC §3) ---- */
 
 /*
