@@ -20,6 +20,8 @@ static const char synopsis[] =
 
 static void usage(int code)
 {
+	if (code && *st_errmsg())
+		st_warn("%s", st_errmsg());
 	fputs(synopsis, code ? stderr : stdout);
 	exit(code);
 }
@@ -211,7 +213,7 @@ int main(int argc, char **argv)
 	const char *passfile = NULL;
 
 	st_setprogname(argv[0]);
-	while ((c = getopt_long(argc, argv, "fpjhV", lo, NULL)) != -1) {
+	while ((c = st_getopt(argc, argv, "fpjhV", lo)) != -1) {
 		switch (c) {
 		case 'f': force = 1; break;
 		case 'p': print = 1; break;

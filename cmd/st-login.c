@@ -19,6 +19,8 @@ static const char synopsis[] =
 
 static void usage(int code)
 {
+	if (code && *st_errmsg())
+		st_warn("%s", st_errmsg());
 	fputs(synopsis, code ? stderr : stdout);
 	exit(code);
 }
@@ -162,7 +164,7 @@ int main(int argc, char **argv)
 	struct ctx x;
 
 	st_setprogname(argv[0]);
-	while ((c = getopt_long(argc, argv, "r:jhV", lo, NULL)) != -1) {
+	while ((c = st_getopt(argc, argv, "r:jhV", lo)) != -1) {
 		switch (c) {
 		case 'r': flag = optarg; break;
 		case O_LOGOUT: logout = 1; break;

@@ -21,6 +21,8 @@ static const char synopsis[] =
 
 static void usage(int code)
 {
+	if (code && *st_errmsg())
+		st_warn("%s", st_errmsg());
 	fputs(synopsis, code ? stderr : stdout);
 	exit(code);
 }
@@ -180,7 +182,7 @@ int main(int argc, char **argv)
 	int del = 0, insecure = 0, c;
 
 	st_setprogname(argv[0]);
-	while ((c = getopt_long(argc, argv, "r:hV", lo, NULL)) != -1) {
+	while ((c = st_getopt(argc, argv, "r:hV", lo)) != -1) {
 		switch (c) {
 		case 'r': flag = optarg; break;
 		case O_DELETE: del = 1; break;

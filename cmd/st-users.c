@@ -23,6 +23,8 @@ static const char synopsis[] =
 
 static void usage(int code)
 {
+	if (code && *st_errmsg())
+		st_warn("%s", st_errmsg());
 	fputs(synopsis, code ? stderr : stdout);
 	exit(code);
 }
@@ -394,7 +396,7 @@ int main(int argc, char **argv)
 	char **av;
 
 	st_setprogname(argv[0]);
-	while ((ch = getopt_long(argc, argv, "jr:hV", lo, NULL)) != -1) {
+	while ((ch = st_getopt(argc, argv, "jr:hV", lo)) != -1) {
 		switch (ch) {
 		case 'j': json = 1; break;
 		case 'r': c.flag = optarg; break;

@@ -382,6 +382,11 @@ int st_keystore_new_passphrase(void)
 	int rc;
 
 	arm_atexit();
+	/* a passphrase file holds one passphrase, and may be a pipe that
+	 * cannot be read twice: when it already opened the old keys (st-keygen
+	 * -f --protect), the same passphrase wraps the new ones */
+	if (ks.file && ks.pass)
+		goto derive;
 	st_free_str_secret(ks.pass);
 	ks.pass = NULL;
 	if (!(ks.pass = st_read_secret(ks.file, "new passphrase: ")))
@@ -397,6 +402,7 @@ int st_keystore_new_passphrase(void)
 			return st_error(ST_EX_USAGE, "passphrases do not match");
 		}
 	}
+derive:
 	if (st_random(s.salt, SALT_LEN) < 0 ||
 	    derive(ks.pass, s.salt, s.m, s.t, s.p, s.master) < 0) {
 		st_wipe(&s, sizeof(s));

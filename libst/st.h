@@ -1112,6 +1112,18 @@ const char *st_channel_reader_after(const struct st_channel_reader *c);
 int st_channel_read(struct st_channel_reader *c, int limit, int wait,
                     st_channel_fn fn, void *ctx, int *more);
 
+/* ---- opt.c: command-line options ---- */
+
+struct option;
+/*
+ * getopt_long() that takes long options only when spelt in full: glibc
+ * would let "--password X" stand for "--password-file X".  An abbreviation
+ * returns '?' with ST_EX_USAGE "unrecognized option '--NAME'" recorded
+ * (say it, then the synopsis); getopt's own complaints still go to stderr.
+ */
+int st_getopt(int argc, char *const argv[], const char *shortopts,
+              const struct option *longopts);
+
 /* ---- keystore.c: local secret key files (SPEC §3) ---- */
 
 /*
@@ -1137,7 +1149,8 @@ int st_keystore_protected(void);
 /*
  * Ask for a new passphrase (twice on a terminal; ST_EX_USAGE when the two
  * differ), derive a key with a fresh salt for the files written next, and
- * turn protection on.
+ * turn protection on.  A passphrase file is read once per process: when
+ * it already gave the old passphrase, that one is the new one too.
  */
 int st_keystore_new_passphrase(void);
 /*
