@@ -154,6 +154,29 @@ print(json.dumps(d))' "$BATS_TEST_TMPDIR/a.json" "$1"
 	expect 400 bad_json -- POST /v1/sessions "" '{"user":"a"} x'
 }
 
+@test "JSON: truncated and 100,000-deep bodies store nothing" {
+	relay --no-rate-limits
+	register bob
+	tb=$(login bob)
+	"$TK" register alice secret-pw "$BATS_TEST_TMPDIR/a.key" 3 >"$BATS_TEST_TMPDIR/a.json"
+	head -c 300 "$BATS_TEST_TMPDIR/a.json" >"$BATS_TEST_TMPDIR/cut.json"
+	expect 400 bad_json -- POST /v1/accounts "" "@$BATS_TEST_TMPDIR/cut.json"
+	expect 404 unknown_user -- GET /v1/users/alice "$tb"
+	e=$(entry bob 1)
+	expect 400 bad_json -- POST /v1/messages "$tb" "{\"messages\":[$e,${e%?}"
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages)" = "[]" ]
+	# deep nesting: refused by the pre-scan (the messages body may be 1 MiB)
+	deep=$BATS_TEST_TMPDIR/deep.json
+	{ printf '{"messages":'; head -c 100000 /dev/zero | tr '\0' '['; } >"$deep"
+	expect 400 bad_json -- POST /v1/messages "$tb" "@$deep"
+	{ printf '{"messages":[{"to":"bob","envelope":'; head -c 100000 /dev/zero | tr '\0' '{' | sed 's/{/{"a":/g'; } >"$deep"
+	expect 400 bad_json -- POST /v1/messages "$tb" "@$deep"
+	expect 200 -- GET /v1/health
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages)" = "[]" ]
+}
+
 @test "delete the account: password checked; keys, mailbox and tokens gone" {
 	relay
 	register alice 3
@@ -161,10 +184,16 @@ print(json.dumps(d))' "$BATS_TEST_TMPDIR/a.json" "$1"
 	ta=$(login alice)
 	tb=$(login bob)
 	expect 201 -- POST /v1/messages "$tb" "{\"messages\":[$(entry alice 1)]}"
+	ta2=$(login alice)
 	expect 401 bad_credentials -- DELETE /v1/accounts/me "$ta" '{"password":"wrong-password"}'
+	expect 400 bad_request -- DELETE /v1/accounts/me "$ta" '{}'
+	expect 400 bad_json -- DELETE /v1/accounts/me "$ta" '{"password":'
+	expect 401 unauthorized -- DELETE /v1/accounts/me "" '{"password":"pw-alice-secret"}'
 	expect 200 -- GET /v1/keys "$ta"
 	expect 204 -- DELETE /v1/accounts/me "$ta" '{"password":"pw-alice-secret"}'
 	expect 401 -- GET /v1/messages "$ta"
+	# every session of the account, not only the one used
+	expect 401 unauthorized -- GET /v1/keys "$ta2"
 	expect 404 unknown_user -- GET /v1/users/alice "$tb"
 	expect 404 unknown_user -- POST /v1/users/alice/bundle "$tb"
 	"$PY" -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute("select count(*) from messages").fetchone()[0], c.execute("select count(*) from opks").fetchone()[0], c.execute("select count(*) from sessions").fetchone()[0])' "$RELAY_DB" >"$BATS_TEST_TMPDIR/counts"
@@ -204,6 +233,63 @@ print(json.dumps(d))' "$BATS_TEST_TMPDIR/a.json" "$1"
 		expect 401 -- POST /v1/sessions "" "{\"user\":\"$u\",\"password\":\"guess-guess\"}"
 	done
 	expect 429 rate_limited -- POST /v1/sessions "" '{"user":"u4","password":"guess-guess"}'
+}
+
+@test "login for an unknown user takes as long as for a known one (dummy verify)" {
+	start_relay	# the real Argon2 cost
+	register alice
+	t() {	# t USER: seconds a failed login takes
+		curl -s -o "$OUT" -w '%{time_total}\n' -H 'Content-Type: application/json' \
+		    --data-binary "{\"user\":\"$1\",\"password\":\"wrong-password\"}" \
+		    "$RELAY_URL/v1/sessions"
+	}
+	for i in 1 2 3 4; do
+		t alice >>"$BATS_TEST_TMPDIR/known"
+		t nobody$i >>"$BATS_TEST_TMPDIR/unknown"
+	done
+	run awk 'NR == FNR { k += $1; next } { u += $1 }
+	    END { printf "known %.3f s, unknown %.3f s\n", k, u; exit !(u > k / 2 && u < k * 2 && k > 0.02) }' \
+	    "$BATS_TEST_TMPDIR/known" "$BATS_TEST_TMPDIR/unknown"
+	echo "$output" >&2
+	[ "$status" -eq 0 ]
+}
+
+@test "a password flood is bounded: messages keep flowing, memory bounded" {
+	start_relay --rate-login-ip 1000:1/m	# the real Argon2 cost
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	seq 60 | xargs -P 60 -I{} curl -s -o /dev/null -H 'Content-Type: application/json' \
+	    --data-binary '{"user":"u{}","password":"guess-guess"}' \
+	    "$RELAY_URL/v1/sessions" &
+	flood=$!
+	for i in 1 2 3; do
+		echo "{\"messages\":[$(entry bob "$i")]}" >"$BATS_TEST_TMPDIR/m$i"
+	done
+	sleep 0.3
+	t0=$(now_ms)
+	for i in 1 2 3; do
+		curl -s -o /dev/null -w '%{http_code} %{time_total}\n' \
+		    -H "Authorization: Bearer $ta" -H 'Content-Type: application/json' \
+		    --data-binary "@$BATS_TEST_TMPDIR/m$i" "$RELAY_URL/v1/messages"
+		curl -s -o /dev/null -w '%{http_code} %{time_total}\n' \
+		    -H "Authorization: Bearer $tb" "$RELAY_URL/v1/messages"
+	done >"$BATS_TEST_TMPDIR/times"
+	busy=0
+	kill -0 "$flood" 2>/dev/null && busy=1
+	wait "$flood"
+	flood_ms=$(($(now_ms) - t0))
+	hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$RELAY_PID/status")
+	echo "sends and fetches inside a ${flood_ms} ms login flood:" $(cat "$BATS_TEST_TMPDIR/times") "; VmHWM $hwm kB" >&2
+	[ "$busy" = 1 ]
+	[ "$(awk '$1 != 201 && $1 != 200' "$BATS_TEST_TMPDIR/times")" = "" ]
+	# each answered well inside the flood, not behind it
+	[ "$(awk '$2 >= 0.5' "$BATS_TEST_TMPDIR/times")" = "" ]
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages.2.from)" = alice ]
+	# Argon2 runs on the worker threads only: two 19 MiB blocks at a time
+	[ "$hwm" -lt 131072 ]
 }
 
 @test "a successful login is not counted as a failure" {
@@ -485,6 +571,17 @@ print(json.dumps(d))' "$BATS_TEST_TMPDIR/a.json" "$1"
 	expect 204 -- POST /v1/messages/ack "$tb" "{\"ids\":[\"$id\"]}"
 	expect 200 -- GET /v1/messages "$ta"
 	[ "$(jget messages.0.id)" = "$id" ]
+	# nor delete her account, even with her password and her name in the body
+	expect 401 bad_credentials -- DELETE /v1/accounts/me "$tb" \
+	    '{"user":"alice","password":"pw-alice-secret"}'
+	expect 200 -- GET /v1/users/alice "$tb"
+	# an ack of an existing foreign id and of a made-up one look the same
+	expect 204 -- POST /v1/messages/ack "$tb" "{\"ids\":[\"$((id + 1000))\"]}"
+	[ ! -s "$OUT" ]
+	expect 204 -- POST /v1/messages/ack "$tb" "{\"ids\":[\"$id\"]}"
+	[ ! -s "$OUT" ]
+	expect 200 -- GET /v1/messages "$ta"
+	[ "$(jget messages.0.id)" = "$id" ]
 }
 
 @test "long poll: wakes within 100 ms of a send; times out empty" {
@@ -508,6 +605,44 @@ print(json.dumps(d))' "$BATS_TEST_TMPDIR/a.json" "$1"
 	echo "woke $lag ms after the send" >&2
 	[ "$lag" -lt 100 ]
 	[ "$("$TK" get messages.0.from <"$BATS_TEST_TMPDIR/poll")" = alice ]
+}
+
+@test "long poll: a suspended request outlives the idle timeout" {
+	relay --idle-timeout 1
+	register bob
+	tb=$(login bob)
+	t0=$(now_ms)
+	expect 200 -- GET "/v1/messages?wait=3" "$tb"
+	[ "$(jget messages)" = "[]" ]
+	[ $(($(now_ms) - t0)) -ge 2900 ]
+}
+
+@test "expiry: messages and blobs older than --ttl are swept, the files too" {
+	relay --ttl 1s
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1)]}"
+	head -c 1000 /dev/urandom | curl -s -o "$OUT" -H "Authorization: Bearer $ta" \
+	    -H 'Content-Type: application/octet-stream' --data-binary @- \
+	    "$RELAY_URL/v1/blobs"
+	id=$(jget id)
+	[ -e "$BATS_TEST_TMPDIR/blobs/$id" ]
+	sleep 1.1
+	expect 404 not_found -- GET "/v1/blobs/$id" "$tb"
+	# the sweep runs at start and every few seconds after
+	stop_relay
+	relay --ttl 1s
+	for _ in $(seq 40); do
+		[ -e "$BATS_TEST_TMPDIR/blobs/$id" ] || break
+		sleep 0.05
+	done
+	[ ! -e "$BATS_TEST_TMPDIR/blobs/$id" ]
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages)" = "[]" ]
+	# the resend window closed with it: the same client_id is a new message
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1)]}"
 }
 
 @test "mailbox flood: 507 for the sender, the owner still pages through; 429 per sender" {
@@ -597,10 +732,17 @@ print(json.dumps(d))' "$BATS_TEST_TMPDIR/a.json" "$1"
 	[ "$(echo "${lines[0]}" | "$TK" get size)" = 300000 ]
 	[[ "$id" =~ ^[0-9a-f]{32}$ ]]
 	curl -s -H "Authorization: Bearer $tb" "$RELAY_URL/v1/blobs/$id" | cmp - "$f"
-	curl -s -H "Authorization: Bearer $tb" -H 'Range: bytes=99999999999999999999-' \
-	    "$RELAY_URL/v1/blobs/$id" | cmp - "$f"
-	curl -s -H "Authorization: Bearer $tb" -H 'Range: bytes=-5,1-2,3-1' \
-	    "$RELAY_URL/v1/blobs/$id" | cmp - "$f"
+	for range in 'bytes=99999999999999999999-' 'bytes=-5,1-2,3-1' \
+	    'bytes=0-18446744073709551615' 'bytes=-0' 'items=1-2'; do
+		run curl -s -o "$BATS_TEST_TMPDIR/got" -w '%{http_code}' \
+		    -H "Authorization: Bearer $tb" -H "Range: $range" \
+		    "$RELAY_URL/v1/blobs/$id"
+		[ "$output" = 200 ]
+		cmp "$BATS_TEST_TMPDIR/got" "$f"
+	done
+	run curl -s -I -H "Authorization: Bearer $tb" "$RELAY_URL/v1/blobs/$id"
+	[[ "$output" == "HTTP/1.1 200"* ]]
+	[[ "$output" == *"Content-Length: 300000"* ]]
 	[ "$(stat -c %a "$BATS_TEST_TMPDIR/blobs/$id")" = 600 ]
 	expect 401 -- GET "/v1/blobs/$id"
 	expect 404 not_found -- GET "/v1/blobs/${id%?}0" "$tb"
@@ -632,6 +774,38 @@ print(json.dumps(d))' "$BATS_TEST_TMPDIR/a.json" "$1"
 	[ "$(ls "$BATS_TEST_TMPDIR/blobs" | wc -l)" = 2 ]
 	run bash -c "head -c 10 /dev/zero | curl -s -o /dev/null -w '%{http_code}' --data-binary @- $RELAY_URL/v1/blobs"
 	[ "$output" = 401 ]
+}
+
+@test "blobs: an upload dropped half-way leaves no file, no row, the quota unchanged" {
+	relay --blob-quota 1M
+	register alice
+	ta=$(login alice)
+	"$PY" - "$RELAY_URL" "$ta" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].split('//')[1].split(':')
+s = socket.create_connection((host, int(port)))
+s.sendall(('POST /v1/blobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n'
+           'Content-Type: application/octet-stream\r\n'
+           'Content-Length: 1048576\r\n\r\n' % sys.argv[2]).encode())
+s.sendall(b'\0' * 600000)
+time.sleep(0.3)
+s.close()
+PY
+	b=$BATS_TEST_TMPDIR/blobs
+	for _ in $(seq 40); do
+		[ -z "$(ls "$b")" ] && break
+		sleep 0.05
+	done
+	[ -z "$(ls "$b")" ]
+	run "$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from blobs").fetchone()[0])' "$RELAY_DB"
+	[ "$output" = 0 ]
+	# the whole quota is still free
+	head -c 1M /dev/urandom >"$BATS_TEST_TMPDIR/m"
+	run curl -s -o "$OUT" -w '%{http_code}' -H "Authorization: Bearer $ta" \
+	    -H 'Content-Type: application/octet-stream' \
+	    --data-binary "@$BATS_TEST_TMPDIR/m" "$RELAY_URL/v1/blobs"
+	[ "$output" = 201 ]
+	[ "$(jget size)" = 1048576 ]
 }
 
 @test "blobs: 100 MiB up and down, relay memory stays flat" {
@@ -746,6 +920,28 @@ PY
 	wait $slow
 	# every trickling connection was closed by the idle timeout
 	[ "$(cat "$BATS_TEST_TMPDIR/slow")" = 0 ]
+	expect 200 -- GET /v1/health
+}
+
+@test "the connection limit: the one over it is closed, the rest served" {
+	relay --max-connections 4
+	"$PY" - "$RELAY_URL" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].split('//')[1].split(':')
+held = [socket.create_connection((host, int(port))) for _ in range(4)]
+time.sleep(0.2)
+s = socket.create_connection((host, int(port)))
+s.settimeout(2)
+try:
+    s.sendall(b'GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n')
+    got = s.recv(100)
+except OSError:
+    got = b''
+assert not got.startswith(b'HTTP/1.1 200'), got
+for h in held:
+    h.close()
+time.sleep(0.2)
+PY
 	expect 200 -- GET /v1/health
 }
 
