@@ -55,6 +55,8 @@ static void close_ctx(struct ctx *c)
 
 static void do_login(struct ctx *c, const char *pwfile)
 {
+	struct st_identity id;
+	struct st_prekeys pk;
 	struct st_upkeep u;
 	char prompt[80], *pw, when[20];
 	int64_t expires;
@@ -63,7 +65,15 @@ static void do_login(struct ctx *c, const char *pwfile)
 	snprintf(prompt, sizeof(prompt), "password for %s: ", c->user);
 	if (!(pw = st_read_secret(pwfile, prompt)))
 		die_err();
+	if (st_account_password_ok(pw) < 0)
+		die_err();
 	if ((lock = st_home_lock(LOCK_MS)) < 0)
+		die_err();
+	/* the keys open before the relay hears from us: a wrong passphrase
+	 * or a damaged key file stops st-login with nothing changed */
+	if (st_keystore_load_identity(&id) < 0)
+		die_err();
+	if (st_prekeys_load(&pk) < 0)
 		die_err();
 	if (st_account_login(c->r, c->user, pw, &expires) < 0)
 		die_err();
@@ -71,13 +81,19 @@ static void do_login(struct ctx *c, const char *pwfile)
 	st_time_format(expires, when);
 	fprintf(stderr, "st-login: logged in as %s at %s until %s\n", c->user,
 	        c->url, when);
-	if (st_account_upkeep_home(c->r, st_now_ms(), &u) < 0)
+	if (st_account_upkeep(c->r, &id, &pk, st_now_ms(), &u) < 0)
 		st_die(st_errcode(), "logged in, but %s", st_errmsg());
+	st_prekeys_free(&pk);
+	st_identity_wipe(&id);
 	st_unlock(lock);
-	if (u.opks_added || u.spk_rotated)
-		fprintf(stderr, "st-login: uploaded %zu one-time prekeys%s\n",
-		        u.opks_added, u.spk_rotated ?
-		        " and a new signed prekey" : "");
+	if (u.opks_added || u.spk_uploaded)
+		fprintf(stderr, "st-login: uploaded %zu one-time prekeys%s; the "
+		        "relay holds %lld\n", u.opks_added, u.spk_uploaded ?
+		        (u.spk_rotated ? " and a new signed prekey" :
+		         " and the signed prekey") : "", (long long)u.relay_opks);
+	if (u.spks_dropped)
+		fprintf(stderr, "st-login: dropped %d signed prekeys retired more "
+		        "than 30 days ago\n", u.spks_dropped);
 }
 
 static void do_logout(struct ctx *c)
@@ -96,28 +112,37 @@ static void do_logout(struct ctx *c)
 	        "revoked\n", c->user, c->url);
 }
 
-/* Ask the relay whether the token still works: GET /v1/keys. */
+/*
+ * Ask the relay whether the token still works (GET /v1/keys, which also
+ * tells how many one-time prekeys are left).  The expiry we know is the
+ * one given at log-in; every use renews it on the relay, so it is a lower
+ * bound.  0 when logged in, 77 when not.
+ */
 static int do_status(struct ctx *c, int json)
 {
 	struct st_json *reply = NULL, *o;
-	int64_t expires = 0, opks = 0, spk = 0;
+	int64_t expires = 0, opks = 0, spk = 0, now = st_now_ms();
+	const char *state = "active";
 	long status;
 	char when[20], *s;
-	int rc = 0;
 
-	if (st_json_get(c->cfg, "token_expires"))
-		st_json_get_int(c->cfg, "token_expires", 0, INT64_MAX, &expires);
+	if (st_json_get(c->cfg, "token_expires") &&
+	    st_json_get_int(c->cfg, "token_expires", 0, INT64_MAX,
+	                    &expires) < 0)
+		expires = 0;
+	st_error_clear();
 	if (st_relay_load_token(c->r) < 0) {
-		rc = ST_EX_NOPERM;
+		state = "none";
 	} else if (st_relay_call(c->r, "GET", "/v1/keys", NULL, 0, &status,
 	                         &reply, NULL) < 0) {
 		if (st_errcode() != ST_EX_NOPERM)
 			die_err();
-		rc = ST_EX_NOPERM;
+		state = expires && expires <= now ? "expired" : "rejected";
 	} else if (!reply ||
 	           st_json_get_int(reply, "opks", 0, INT64_MAX, &opks) < 0 ||
 	           st_json_get_int(reply, "spk_id", 0, UINT32_MAX, &spk) < 0) {
-		st_die(ST_EX_DATAERR, "relay: bad GET /v1/keys reply");
+		st_die(ST_EX_DATAERR, "relay: bad GET /v1/keys reply: %s",
+		       st_errmsg());
 	}
 	st_json_free(reply);
 	st_time_format(expires, when);
@@ -125,9 +150,13 @@ static int do_status(struct ctx *c, int json)
 		o = st_json_object();
 		st_json_set_str(o, "user", c->user);
 		st_json_set_str(o, "relay", c->url);
-		st_json_set_bool(o, "logged_in", rc == 0);
-		if (rc == 0) {
+		st_json_set_bool(o, "logged_in", !strcmp(state, "active"));
+		st_json_set_str(o, "session", state);
+		if (expires)
 			st_json_set_int(o, "expires", expires);
+		else
+			st_json_set_null(o, "expires");
+		if (!strcmp(state, "active")) {
 			st_json_set_int(o, "opks", opks);
 			st_json_set_int(o, "spk_id", spk);
 		}
@@ -135,14 +164,21 @@ static int do_status(struct ctx *c, int json)
 		puts(s);
 		free(s);
 		st_json_free(o);
-	} else if (rc == 0) {
-		printf("%s at %s: logged in until %s (renewed on use); %lld "
-		       "one-time prekeys on the relay\n", c->user, c->url,
-		       expires ? when : "?", (long long)opks);
-	} else {
+	} else if (!strcmp(state, "active")) {
+		printf("%s at %s: logged in until %s or later (each use renews "
+		       "it); %lld one-time prekeys on the relay\n", c->user,
+		       c->url, expires ? when : "?", (long long)opks);
+	} else if (!strcmp(state, "none")) {
 		printf("%s at %s: not logged in\n", c->user, c->url);
+	} else if (!strcmp(state, "expired")) {
+		printf("%s at %s: not logged in: the session expired at %s\n",
+		       c->user, c->url, when);
+	} else {
+		printf("%s at %s: not logged in: the relay refused the token "
+		       "(revoked, expired or the account deleted)\n", c->user,
+		       c->url);
 	}
-	return rc;
+	return strcmp(state, "active") ? ST_EX_NOPERM : 0;
 }
 
 int main(int argc, char **argv)

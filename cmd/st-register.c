@@ -133,12 +133,31 @@ static void do_register(const char *flag, int insecure, const char *pwfile,
 	free(url);
 }
 
+/* What the relay holds for us besides the mailbox: GET /v1/keys, which
+ * also proves the token works before a password is asked for. */
+static int64_t relay_opks(struct st_relay *r)
+{
+	struct st_json *reply = NULL;
+	int64_t opks = -1;
+	long status;
+
+	if (st_relay_call(r, "GET", "/v1/keys", NULL, 0, &status, &reply,
+	                  NULL) < 0)
+		die_err();
+	if (!reply || st_json_get_int(reply, "opks", 0, INT64_MAX, &opks) < 0)
+		st_die(ST_EX_DATAERR, "relay: bad GET /v1/keys reply: %s",
+		       st_errmsg());
+	st_json_free(reply);
+	return opks;
+}
+
 static void do_delete(const char *flag, int insecure, const char *pwfile)
 {
 	struct st_json *cfg;
 	struct st_relay *r;
 	const char *user;
 	char *url, *pw, prompt[80];
+	int64_t opks;
 	int lock;
 
 	if (!(cfg = st_config_load()) || st_account_user(cfg, &user) < 0)
@@ -146,9 +165,12 @@ static void do_delete(const char *flag, int insecure, const char *pwfile)
 	r = relay(flag, cfg, insecure, &url);
 	if (st_relay_load_token(r) < 0)
 		die_err();
+	opks = relay_opks(r);
 	snprintf(prompt, sizeof(prompt), "password of %s (to delete the "
 	         "account): ", user);
 	if (!(pw = st_read_secret(pwfile, prompt)))
+		die_err();
+	if (st_account_password_ok(pw) < 0)
 		die_err();
 	if ((lock = st_home_lock(LOCK_MS)) < 0)
 		die_err();
@@ -157,9 +179,12 @@ static void do_delete(const char *flag, int insecure, const char *pwfile)
 		die_err();
 	st_unlock(lock);
 	st_free_str_secret(pw);
-	fprintf(stderr, "st-register: deleted the account %s at %s: its "
-	        "identity and prekeys, its mailbox and every session token; "
-	        "the local keys, peers and vault in %s are kept\n", user, url,
+	fprintf(stderr, "st-register: deleted the account %s at %s: the relay "
+	        "dropped its identity, its signed prekey and %lld one-time "
+	        "prekeys, its queued messages and every session token\n",
+	        user, url, (long long)opks);
+	fprintf(stderr, "st-register: removed the token and the user name "
+	        "from %s; kept the keys, the pinned peers and the vault\n",
 	        st_home());
 	st_relay_free(r);
 	st_json_free(cfg);

@@ -72,12 +72,11 @@ int st_account_register(struct st_relay *r, const char *user,
 	long status;
 	int rc;
 
-	/* the relay takes up to 100 at once: top up, then send the newest */
-	if (pk->nopk < ST_OPK_TARGET) {
-		if (st_prekeys_add_opks(pk, ST_OPK_TARGET - pk->nopk) < 0 ||
-		    st_prekeys_save(pk) < 0)
-			return -1;
-	}
+	/* fresh one-time prekeys every time: after a deletion, the old ones
+	 * may have been handed out already, and one is never used twice */
+	if (st_prekeys_add_opks(pk, ST_OPK_TARGET) < 0 ||
+	    st_prekeys_save(pk) < 0)
+		return -1;
 	body = st_json_object();
 	st_json_set_str(body, "user", user);
 	st_json_set_str(body, "password", password);

@@ -18,44 +18,108 @@
 #define CONNECT_S 10L
 #define TOTAL_S 60L
 #define TOKEN_MAX 256
+#define HEADERS_MAX (64 * 1024)  /* all header lines of one reply */
+#define SHOWN_MAX 200            /* bytes of a relay's message we repeat */
 
 struct st_relay {
 	CURL *curl;
 	char *base;
 	char *auth;           /* "Authorization: Bearer ..." or NULL */
 	char retry_after[32];
+	size_t header_bytes;
+	int header_over;
 };
 
-/* http:// is only for this machine: anything else could be read en route */
-static int loopback(const char *url)
+/* 1 when s is a dotted quad 127.x.y.z (curl writes IPv4 hosts that way). */
+static int ipv4_loopback(const char *s)
 {
-	const char *h = url + strlen("http://");
-	static const char *ok[] = { "127.", "localhost:", "localhost/", "[::1]" };
+	int part = 0, digits = 0, v = 0, first = -1;
 
-	if (strcmp(h, "localhost") == 0)
-		return 1;
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (strncmp(h, ok[i], strlen(ok[i])) == 0)
-			return 1;
-	return 0;
+	for (;; s++) {
+		if (*s >= '0' && *s <= '9' && digits < 3) {
+			v = v * 10 + (*s - '0');
+			digits++;
+			continue;
+		}
+		if (!digits || v > 255)
+			return 0;
+		if (first < 0)
+			first = v;
+		part++;
+		if (*s == '\0')
+			return part == 4 && first == 127;
+		if (*s != '.' || part == 4)
+			return 0;
+		digits = v = 0;
+	}
+}
+
+/*
+ * Check the URL with curl's own parser, so the host we judge is the host
+ * curl connects to ("http://127.0.0.1@evil.example/" is evil.example).
+ * *loop is set when that host is this machine: http:// is only for it,
+ * since anything else could be read or changed on the way.
+ */
+static int check_url(const char *url, int *loop)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *scheme = NULL, *q = NULL, *f = NULL, *user = NULL;
+	int rc = -1;
+
+	*loop = 0;
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		st_error(ST_EX_CONFIG, "bad relay URL '%.200s'", url);
+		goto out;
+	}
+	if (strcmp(scheme, "https") && strcmp(scheme, "http")) {
+		st_error(ST_EX_CONFIG, "bad relay URL '%.200s': expected "
+		         "https://", url);
+		goto out;
+	}
+	/* paths are appended to the URL: nothing may follow them */
+	if (curl_url_get(u, CURLUPART_QUERY, &q, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_FRAGMENT, &f, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+		st_error(ST_EX_CONFIG, "bad relay URL '%.200s': no user, query "
+		         "or fragment", url);
+		goto out;
+	}
+	*loop = !strcmp(host, "localhost") || !strcmp(host, "[::1]") ||
+	        ipv4_loopback(host);
+	rc = 0;
+out:
+	curl_free(host);
+	curl_free(scheme);
+	curl_free(q);
+	curl_free(f);
+	curl_free(user);
+	curl_url_cleanup(u);
+	return rc;
 }
 
 struct st_relay *st_relay_new(const char *url, int insecure_http)
 {
 	struct st_relay *r;
 	size_t n = strlen(url);
+	int loop;
 
-	if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)) {
-		st_error(ST_EX_CONFIG, "bad relay URL '%s': expected https://", url);
-		return NULL;
-	}
-	if (!strncmp(url, "http://", 7) && !loopback(url) && !insecure_http) {
-		st_error(ST_EX_CONFIG, "refusing plain http to %s: use https, "
-		         "or --insecure-http", url);
-		return NULL;
-	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		st_error(ST_EX_UNAVAILABLE, "cannot initialise libcurl");
+		return NULL;
+	}
+	/* the scheme is checked here too: curl would guess one for "host" */
+	if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)) {
+		st_error(ST_EX_CONFIG, "bad relay URL '%.200s': expected "
+		         "https://", url);
+		return NULL;
+	}
+	if (check_url(url, &loop) < 0)
+		return NULL;
+	if (!strncmp(url, "http://", 7) && !loop && !insecure_http) {
+		st_error(ST_EX_CONFIG, "refusing plain http to %.200s: use "
+		         "https, or --insecure-http", url);
 		return NULL;
 	}
 	r = st_calloc(1, sizeof(*r));
@@ -163,6 +227,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	struct st_relay *r = arg;
 	size_t len = size * n, k = strlen("retry-after:");
 
+	/* curl bounds one header line, not how many lines keep coming */
+	r->header_bytes += len;
+	if (r->header_bytes > HEADERS_MAX) {
+		r->header_over = 1;
+		return 0;
+	}
 	if (len > k && strncasecmp(p, "retry-after:", k) == 0) {
 		size_t i = k, j = 0;
 
@@ -187,6 +257,8 @@ static int perform(struct st_relay *r, const char *method, const char *path,
 	strcpy(url, r->base);
 	strcat(url, path);
 	r->retry_after[0] = '\0';
+	r->header_bytes = 0;
+	r->header_over = 0;
 	curl_easy_setopt(r->curl, CURLOPT_URL, url);
 	curl_easy_setopt(r->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, hdrs);
@@ -207,22 +279,35 @@ static int perform(struct st_relay *r, const char *method, const char *path,
 	if (cap->over)
 		return st_error(ST_EX_UNAVAILABLE, "relay %s: reply larger than "
 		                "%llu bytes", r->base, (unsigned long long)cap->max);
+	if (r->header_over)
+		return st_error(ST_EX_UNAVAILABLE, "relay %s: reply headers "
+		                "larger than %d bytes", r->base, HEADERS_MAX);
 	if (cap->failed)
 		return -1;
+	/* a relay that does not answer in time is as unavailable as one that
+	 * refuses the connection (SPEC §2: 69); 75 is for waits we chose */
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		return st_error(ST_EX_UNAVAILABLE, "relay %s: no answer within "
+		                "the time limit (%s)", r->base,
+		                curl_easy_strerror(rc));
 	if (rc != CURLE_OK)
-		return st_error(rc == CURLE_OPERATION_TIMEDOUT ? ST_EX_TEMPFAIL
-		                : ST_EX_UNAVAILABLE, "relay %s: %s", r->base,
+		return st_error(ST_EX_UNAVAILABLE, "relay %s: %s", r->base,
 		                curl_easy_strerror(rc));
 	return 0;
 }
 
-/* Record the error class for a non-2xx status. */
-static int call_status(struct st_relay *r, long status, const char *msg,
-                       const char *code)
+/* The relay's own words, made safe for a one-line diagnostic: at most
+ * SHOWN_MAX bytes, control and bidi characters escaped. */
+static char *shown(const char *s)
 {
-	const char *m = msg ? msg : "";
-	const char *c = code ? code : "";
+	size_t n = s ? strlen(s) : 0;
 
+	return st_tty_escape(s ? s : "", n > SHOWN_MAX ? SHOWN_MAX : n, 0);
+}
+
+static int status_error(struct st_relay *r, long status, const char *m,
+                        const char *c)
+{
 	if (status >= 300 && status < 400)
 		return st_error(ST_EX_UNAVAILABLE, "relay %s answered a redirect "
 		                "(%ld); not followed", r->base, status);
@@ -239,6 +324,18 @@ static int call_status(struct st_relay *r, long status, const char *msg,
 		                r->base, status, m);
 	return st_error(ST_EX_DATAERR, "relay: %s%s%s%s", *m ? m : "error",
 	                *c ? " (" : "", c, *c ? ")" : "");
+}
+
+/* Record the error class for a non-2xx status. */
+static int call_status(struct st_relay *r, long status, const char *msg,
+                       const char *code)
+{
+	char *m = shown(msg), *c = shown(code);
+	int rc = status_error(r, status, m, c);
+
+	free(m);
+	free(c);
+	return rc;
 }
 
 int st_relay_call(struct st_relay *r, const char *method, const char *path,

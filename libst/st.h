@@ -592,9 +592,13 @@ struct st_relay;
 
 /*
  * A client for the relay at url: https, or http only to a loopback address
- * unless insecure_http is set (ST_EX_CONFIG otherwise).  Redirects are never
- * followed; connections time out after 10 s, requests after 60 s plus any
- * long-poll wait.  One connection is reused for the life of the handle.
+ * (127.0.0.0/8, ::1, localhost, judged on the host curl will connect to)
+ * unless insecure_http is set; no user, query or fragment in the URL
+ * (ST_EX_CONFIG otherwise).  Redirects are never followed; connections
+ * time out after 10 s, requests after 60 s plus any long-poll wait, and a
+ * timeout is ST_EX_UNAVAILABLE like a refused connection.  Replies are
+ * capped (body as below, headers 64 KiB).  One connection is reused for
+ * the life of the handle.
  */
 struct st_relay *st_relay_new(const char *url, int insecure_http);
 void st_relay_free(struct st_relay *r);
@@ -610,8 +614,9 @@ int st_relay_load_token(struct st_relay *r);
  * One JSON request: method and path (with query), an optional body, the
  * reply parsed strictly (at most max bytes; 0 means 48 MiB) into *reply
  * (NULL for an empty 204; caller frees).  *status gets the HTTP status.
- * Returns 0 for 2xx.  Otherwise -1 with the relay's message recorded and
- * the class: network failure, redirect or 5xx ST_EX_UNAVAILABLE; 401 and
+ * Returns 0 for 2xx.  Otherwise -1 with the relay's message recorded (at
+ * most 200 bytes, control characters escaped) and the class: network
+ * failure, timeout, redirect or 5xx ST_EX_UNAVAILABLE; 401 and
  * 403 ST_EX_NOPERM; 429 ST_EX_TEMPFAIL (naming Retry-After); other 4xx
  * ST_EX_DATAERR, with *reply holding the error object when there was one
  * and *errcode (if not NULL) pointing at its "error" string inside it.
@@ -1297,9 +1302,10 @@ int st_account_password_ok(const char *pw);
  * missing or malformed.  Borrowed from cfg. */
 int st_account_user(const struct st_json *cfg, const char **user);
 /*
- * POST /v1/accounts with our identity, current signed prekey and the
- * newest 100 one-time prekeys (pk is topped up to 100 and saved first).
- * A taken name is ST_EX_NO.  Lock held.
+ * POST /v1/accounts with our identity, current signed prekey and 100
+ * fresh one-time prekeys (added to pk and saved first, so none the relay
+ * handed out before a deletion comes back).  A taken name is ST_EX_NO.
+ * Lock held.
  */
 int st_account_register(struct st_relay *r, const char *user,
                         const char *password, const struct st_identity *id,
