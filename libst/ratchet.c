@@ -22,18 +22,24 @@ static const char RK_INFO[] = "st-dr-rk-v1";
 static const char MSG_INFO[] = "st-msg-v1";
 static const unsigned char zero32[32];
 
-int st_dr_kdf_rk(const unsigned char rk[32], const unsigned char dh[32],
-                 unsigned char rk_out[32], unsigned char ck_out[32])
+int st_dr_kdf_rk_with(const unsigned char rk[32], const unsigned char dh[32],
+                      const char *info, unsigned char rk_out[32],
+                      unsigned char ck_out[32])
 {
 	unsigned char out[64];
 
-	if (st_hkdf_sha256(dh, 32, rk, 32, RK_INFO, sizeof(RK_INFO) - 1,
-	                   out, 64) < 0)
+	if (st_hkdf_sha256(dh, 32, rk, 32, info, strlen(info), out, 64) < 0)
 		return -1;
 	memcpy(rk_out, out, 32);
 	memcpy(ck_out, out + 32, 32);
 	st_wipe(out, sizeof(out));
 	return 0;
+}
+
+int st_dr_kdf_rk(const unsigned char rk[32], const unsigned char dh[32],
+                 unsigned char rk_out[32], unsigned char ck_out[32])
+{
+	return st_dr_kdf_rk_with(rk, dh, RK_INFO, rk_out, ck_out);
 }
 
 int st_dr_kdf_ck(const unsigned char ck[32], unsigned char mk[32],

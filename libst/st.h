@@ -586,6 +586,27 @@ int st_vault_rm(struct st_vault *v, const char *id);
  */
 int st_vault_rekey(struct st_vault *v);
 
+/*
+ * Items with ids the caller chose beforehand (st-recv names them in its
+ * journal before writing, so a rerun can tell whether an item exists).
+ * st_vault_new_id() makes a fresh id; st_vault_has() is 1 when the item's
+ * meta file exists.  A writer streams the content (st_vault_writer_sink
+ * is an st_sink_fn) and st_vault_writer_commit() finishes it and writes
+ * meta ("id" and "size" filled in), replacing an item of the same id;
+ * commit and abort free the writer.  st_vault_put_id() does all of it for
+ * n bytes in memory.
+ */
+void st_vault_new_id(char *id);
+int st_vault_has(struct st_vault *v, const char *id);
+struct st_vault_writer;
+struct st_vault_writer *st_vault_writer_new(struct st_vault *v,
+                                            const char *id);
+int st_vault_writer_sink(void *w, const void *p, size_t n);
+int st_vault_writer_commit(struct st_vault_writer *w, struct st_json *meta);
+void st_vault_writer_abort(struct st_vault_writer *w);
+int st_vault_put_id(struct st_vault *v, struct st_json *meta,
+                    const void *data, size_t n, const char *id);
+
 /* ---- relay.c: the one relay client (libcurl) ---- */
 
 struct st_relay;
@@ -878,6 +899,35 @@ int st_x3dh_respond(const struct st_identity *me,
                     const unsigned char *opk_priv,
                     const unsigned char peer_x25519[32],
                     const unsigned char ek_pub[32], unsigned char sk[32]);
+
+/* ---- x3dh.c, ratchet.c: the parameterised cores (known-answer tests) ---- */
+
+/*
+ * The functions above are these with SPEC §4's constants; tests run
+ * Signal's own vectors (info "WhisperText", "WhisperRatchet") through them.
+ * The DH outputs of each role in SPEC order, DH1..DH3 and DH4 when an OPK
+ * is given, into dh (*n = 96 or 128); an all-zero output fails
+ * (ST_EX_DATAERR) with dh wiped.  Private keys are raw X25519 scalars.
+ */
+int st_x3dh_dh_initiator(const unsigned char ik_priv[32],
+                         const unsigned char ek_priv[32],
+                         const unsigned char peer_ik[32],
+                         const unsigned char spk[32],
+                         const unsigned char *opk, unsigned char dh[128],
+                         size_t *n);
+int st_x3dh_dh_responder(const unsigned char ik_priv[32],
+                         const unsigned char spk_priv[32],
+                         const unsigned char *opk_priv,
+                         const unsigned char peer_ik[32],
+                         const unsigned char ek[32], unsigned char dh[128],
+                         size_t *n);
+/* HKDF-SHA256(0xFF*32 || dh, salt 32 zeros, info, outlen <= 255*32). */
+int st_x3dh_kdf_with(const unsigned char *dh, size_t n, const char *info,
+                     unsigned char *out, size_t outlen);
+/* KDF_RK with another info: HKDF(dh, salt rk, info, 64) split 32/32. */
+int st_dr_kdf_rk_with(const unsigned char rk[32], const unsigned char dh[32],
+                      const char *info, unsigned char rk_out[32],
+                      unsigned char ck_out[32]);
 
 /* ---- envelope.c: the envelope and the inner message (SPEC §5) ---- */
 
@@ -1348,5 +1398,179 @@ int st_account_upkeep(struct st_relay *r, const struct st_identity *id,
 /* The same, loading (and freeing) the identity and prekeys itself. */
 int st_account_upkeep_home(struct st_relay *r, int64_t now_ms,
                            struct st_upkeep *u);
+
+/* ---- messaging: blob.c, outbox.c, send.c, inbox.c, recv.c (st-send, st-recv) ---- */
+
+/*
+ * Attachments (SPEC §5).  The blob of an n-byte file is the 16-byte nonce
+ * and the STREAM chunks: st_blob_size(n) bytes.  st_blob_id_ok() is 1 for
+ * a relay blob id that is safe in a URL path (1..128 of [A-Za-z0-9_-]).
+ */
+uint64_t st_blob_size(uint64_t n);
+int st_blob_id_ok(const char *id);
+/*
+ * Encrypt size bytes read from fd under a fresh file key (written to key)
+ * and stream them to POST /v1/blobs with a Content-Length, in constant
+ * memory (a helper thread encrypts into a pipe libcurl reads); a progress
+ * bar goes to stderr when it is a terminal.  *id (malloc'd) gets the blob
+ * id.  A file that changes size meanwhile: ST_EX_DATAERR; relay errors as
+ * st_relay_call().
+ */
+int st_blob_upload(struct st_relay *r, int fd, uint64_t size,
+                   unsigned char key[16], char **id);
+/*
+ * Download blob id and give its size bytes of plaintext, each chunk once
+ * it has authenticated, to the sink.  Tampered, truncated or of another
+ * size: ST_EX_DATAERR (the sink may have had the authenticated start).
+ */
+int st_blob_download(struct st_relay *r, const char *id, uint64_t size,
+                     const unsigned char key[16], st_sink_fn sink,
+                     void *ctx);
+
+/*
+ * ratchet/NAME.json: load (an empty state when the file is missing; a
+ * malformed file is ST_EX_DATAERR naming it) and commit durably (atomic,
+ * 0600, fsynced).  Lock held for saving.
+ */
+struct st_ratchet *st_session_load(const char *user);
+int st_session_save(const char *user, const struct st_ratchet *r);
+
+/*
+ * outbox/: one file per ciphertext committed but not yet accepted by the
+ * relay, {v, to, to_ik, client_id, msgid, envelope}, named so that names
+ * sort oldest first.  Entries are never re-encrypted: a retry posts the
+ * same bytes with the same client_id, which the relay recognises.
+ */
+#define ST_OUTBOX_NAME_MAX 64
+enum { ST_OUTBOX_KEPT = 0, ST_OUTBOX_SENT, ST_OUTBOX_REFUSED };
+struct st_outbox_entry {
+	char name[ST_OUTBOX_NAME_MAX];  /* file name in outbox/ */
+	char to[ST_USER_MAX + 1];
+	char msgid[33];
+	int status;                     /* ST_OUTBOX_* after a flush */
+	char relay_id[32];              /* SENT: the relay's message id */
+	int code;                       /* REFUSED: ST_EX_NO, ST_EX_IDENTITY,
+	                                   ST_EX_DATAERR */
+	char why[512];                  /* REFUSED: what the relay said */
+};
+/*
+ * Queue env for to (whose identity, to_id, the session was built for):
+ * the entry is written atomically (0600, fsynced) and named in name.
+ * Lock held.
+ */
+int st_outbox_add(const char *to, const struct st_identity_pub *to_id,
+                  const char *msgid, const struct st_envelope *env,
+                  char name[ST_OUTBOX_NAME_MAX]);
+/*
+ * Post every queued entry, oldest first, at most 100 per request.  Each
+ * accepted entry is removed (SENT, with its relay id); an entry refused
+ * for good (404 unknown_user, 409 identity_changed, or any other 4xx for
+ * that entry alone) is removed and REFUSED, and the rest are posted again
+ * at once; on a relay failure (network, 5xx, 429, 401) the remaining
+ * entries stay KEPT and the call returns -1 with that error.  *e
+ * (st_outbox_free()) lists every entry seen, in order.  me and me_user
+ * (may be NULL) let a 409 name both safety numbers.  Lock held.
+ */
+int st_outbox_flush(struct st_relay *r, const struct st_identity_pub *me,
+                    const char *me_user, struct st_outbox_entry **e,
+                    size_t *n);
+void st_outbox_free(struct st_outbox_entry *e, size_t n);
+/* How many entries are queued (0 when there is no outbox). */
+int st_outbox_count(size_t *n);
+
+/* What st_send_queue() sends. */
+struct st_send {
+	const char *const *to;          /* recipients, command-line order */
+	size_t nto;
+	const unsigned char *body;      /* may be NULL when only files go */
+	size_t bodylen;
+	int has_body;
+	const char *const *files;       /* paths to attach */
+	size_t nfiles;
+	int trust_new;                  /* --trust-new=always */
+	/* filled in: */
+	char msgid[33];
+	char (*queued)[ST_OUTBOX_NAME_MAX]; /* nto names of outbox entries */
+};
+/*
+ * st-send's work up to the relay (SPEC §4 "State discipline"): resolve
+ * every recipient first (pinned peer with a session; else the directory,
+ * a TOFU pin and a bundle whose identity must equal the pin: unknown user
+ * ST_EX_NO, changed identity ST_EX_IDENTITY with both safety numbers,
+ * unless trust_new, which accepts it), upload the attachments, encode the
+ * inner message once (too large: ST_EX_DATAERR), then per recipient
+ * encrypt, commit ratchet/NAME.json durably and only then queue the
+ * envelope in outbox/.  Nothing is queued for anyone unless every
+ * recipient resolved.  s->queued is malloc'd (free it).  Lock held.
+ */
+int st_send_queue(struct st_relay *r, const struct st_identity *me,
+                  const char *me_user, struct st_send *s);
+/* The largest inner message (padded) whose envelope the relay takes. */
+size_t st_send_max_plain(void);
+
+/*
+ * st-recv.  Per message: dedupe (relay id, message id, envelope hash) ->
+ * decrypt on a copy -> journal entry naming the vault ids it will use ->
+ * attachments and message into the vault -> ratchet (and prekeys) commit
+ * -> done mark -> (lock released) print and hook -> ack.  A rerun after a
+ * crash at any point finds the journal entry and finishes the message
+ * without storing it twice or leaving a message key usable.  The journal
+ * is $ST_HOME/inbox.log (format in inbox.c and doc/st-recv.1).
+ */
+struct st_recv_opts {
+	const char *from;               /* only this sender, or NULL */
+	const char *outdir;             /* -o DIR, or NULL */
+	int no_vault;                   /* --no-vault */
+	const char *exec;               /* --exec CMD, or NULL */
+};
+struct st_recv_file {
+	const char *name;               /* safe basename */
+	uint64_t size;
+	const char *item;               /* vault id, or "" */
+	const char *path;               /* where -o saved it, or NULL */
+	const char *error;              /* why it is missing, or NULL */
+};
+/* One message handed to the printer; borrowed for the call. */
+struct st_recv_msg {
+	const char *relay_id;
+	const char *from;
+	int64_t relay_ts;
+	const struct st_msg *m;         /* the inner message */
+	const char *item;               /* the message's vault id, or "" */
+	const struct st_recv_file *files;
+	size_t nfiles;
+};
+typedef int (*st_recv_print_fn)(void *ctx, const struct st_recv_msg *m);
+typedef void (*st_recv_note_fn)(void *ctx, const char *msg);
+struct st_recv_stats {
+	size_t delivered;               /* new messages stored and shown */
+	size_t undecryptable;           /* kept as undecryptable (exit 65) */
+	size_t identity;                /* left on the relay (exit 67) */
+	size_t hook_failed;             /* left unacknowledged */
+	size_t file_errors;             /* attachments that could not be had */
+	size_t duplicates;              /* redeliveries and replays dropped */
+};
+struct st_recv;
+/* me and user are borrowed for the life of the handle. */
+struct st_recv *st_recv_new(struct st_relay *r, const struct st_identity *me,
+                            const char *user, const struct st_recv_opts *o,
+                            st_recv_print_fn print, st_recv_note_fn note,
+                            void *ctx);
+void st_recv_free(struct st_recv *c);
+/*
+ * One round: GET /v1/messages (waiting up to wait s, at most limit
+ * messages) without the lock, then handle them under the home lock
+ * (timeout lock_ms: ST_EX_TEMPFAIL), print and run hooks without it, then
+ * acknowledge.  *handled gets the number of messages that counted (new,
+ * undecryptable), *pending those left on the relay on purpose (other
+ * senders, identity changed, failed hooks); stats accumulate.  Errors
+ * (relay, lock, disk) return -1 with what was done so far kept.
+ */
+int st_recv_poll(struct st_recv *c, int wait, int limit, int lock_ms,
+                 size_t *handled, size_t *pending, struct st_recv_stats *st);
+/* The same message passed to a hook: /bin/sh -c cmd with body on stdin
+ * and ST_FROM, ST_ID, ST_TS, ST_FILES, ST_ITEM in the environment.
+ * Returns the exit status (0 ok), or -1 when it could not be run. */
+int st_recv_hook(const char *cmd, const struct st_recv_msg *m);
 
 #endif

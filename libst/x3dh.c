@@ -11,7 +11,8 @@
 
 static const char KDF_INFO[] = "st-x3dh-v1";
 
-int st_x3dh_kdf(const unsigned char *dh, size_t n, unsigned char sk[32])
+int st_x3dh_kdf_with(const unsigned char *dh, size_t n, const char *info,
+                     unsigned char *out, size_t outlen)
 {
 	static const unsigned char salt[32];
 	unsigned char ikm[32 + 4 * 32];
@@ -21,10 +22,15 @@ int st_x3dh_kdf(const unsigned char *dh, size_t n, unsigned char sk[32])
 		return st_error(ST_EX_DATAERR, "bad x3dh input length");
 	memset(ikm, 0xff, 32);
 	memcpy(ikm + 32, dh, n);
-	rc = st_hkdf_sha256(ikm, 32 + n, salt, sizeof(salt), KDF_INFO,
-	                    sizeof(KDF_INFO) - 1, sk, 32);
+	rc = st_hkdf_sha256(ikm, 32 + n, salt, sizeof(salt), info,
+	                    strlen(info), out, outlen);
 	st_wipe(ikm, sizeof(ikm));
 	return rc;
+}
+
+int st_x3dh_kdf(const unsigned char *dh, size_t n, unsigned char sk[32])
+{
+	return st_x3dh_kdf_with(dh, n, KDF_INFO, sk, 32);
 }
 
 int st_x3dh_ad(const char *user_a, const unsigned char id_a[ST_ID_ENC_LEN],
@@ -48,14 +54,51 @@ int st_x3dh_ad(const char *user_a, const unsigned char id_a[ST_ID_ENC_LEN],
 	return 0;
 }
 
+int st_x3dh_dh_initiator(const unsigned char ik_priv[32],
+                         const unsigned char ek_priv[32],
+                         const unsigned char peer_ik[32],
+                         const unsigned char spk[32],
+                         const unsigned char *opk, unsigned char dh[128],
+                         size_t *n)
+{
+	if (st_x25519(ik_priv, spk, dh) < 0 ||
+	    st_x25519(ek_priv, peer_ik, dh + 32) < 0 ||
+	    st_x25519(ek_priv, spk, dh + 64) < 0 ||
+	    (opk && st_x25519(ek_priv, opk, dh + 96) < 0)) {
+		st_wipe(dh, 128);
+		return -1;
+	}
+	*n = opk ? 128 : 96;
+	return 0;
+}
+
+int st_x3dh_dh_responder(const unsigned char ik_priv[32],
+                         const unsigned char spk_priv[32],
+                         const unsigned char *opk_priv,
+                         const unsigned char peer_ik[32],
+                         const unsigned char ek[32], unsigned char dh[128],
+                         size_t *n)
+{
+	if (st_x25519(spk_priv, peer_ik, dh) < 0 ||
+	    st_x25519(ik_priv, ek, dh + 32) < 0 ||
+	    st_x25519(spk_priv, ek, dh + 64) < 0 ||
+	    (opk_priv && st_x25519(opk_priv, ek, dh + 96) < 0)) {
+		st_wipe(dh, 128);
+		return -1;
+	}
+	*n = opk_priv ? 128 : 96;
+	return 0;
+}
+
 int st_x3dh_initiate(const struct st_identity *me, const struct st_bundle *b,
                      const unsigned char *ek_priv, unsigned char sk[32],
                      unsigned char ek_pub[32])
 {
 	unsigned char ek[32], dh[4 * 32];
-	size_t n = b->has_opk ? 128 : 96;
+	size_t n;
 	int rc = -1;
 
+	/* the signatures first: no DH with keys nobody vouched for */
 	if (st_identity_verify(&b->id) < 0 ||
 	    st_spk_verify(b->id.ed25519, b->spk_id, b->spk, b->spk_sig) < 0)
 		return st_error_ctx("refusing prekey bundle of %s", b->user);
@@ -64,10 +107,8 @@ int st_x3dh_initiate(const struct st_identity *me, const struct st_bundle *b,
 	else if (st_random(ek, 32) < 0)
 		goto out;
 	if (st_x25519_pub(ek, ek_pub) < 0 ||
-	    st_x25519(me->x25519_priv, b->spk, dh) < 0 ||
-	    st_x25519(ek, b->id.x25519, dh + 32) < 0 ||
-	    st_x25519(ek, b->spk, dh + 64) < 0 ||
-	    (b->has_opk && st_x25519(ek, b->opk, dh + 96) < 0))
+	    st_x3dh_dh_initiator(me->x25519_priv, ek, b->id.x25519, b->spk,
+	                         b->has_opk ? b->opk : NULL, dh, &n) < 0)
 		goto out;
 	st_wipe(ek, sizeof(ek));
 	rc = st_x3dh_kdf(dh, n, sk);
@@ -88,13 +129,11 @@ int st_x3dh_respond(const struct st_identity *me,
                     const unsigned char ek_pub[32], unsigned char sk[32])
 {
 	unsigned char dh[4 * 32];
-	size_t n = opk_priv ? 128 : 96;
+	size_t n;
 	int rc = -1;
 
-	if (st_x25519(spk_priv, peer_x25519, dh) == 0 &&
-	    st_x25519(me->x25519_priv, ek_pub, dh + 32) == 0 &&
-	    st_x25519(spk_priv, ek_pub, dh + 64) == 0 &&
-	    (!opk_priv || st_x25519(opk_priv, ek_pub, dh + 96) == 0))
+	if (st_x3dh_dh_responder(me->x25519_priv, spk_priv, opk_priv,
+	                         peer_x25519, ek_pub, dh, &n) == 0)
 		rc = st_x3dh_kdf(dh, n, sk);
 	st_wipe(dh, sizeof(dh));
 	if (rc < 0)
