@@ -1348,6 +1348,9 @@ void st_peer_list_free(char **names, size_t n);
 
 /* ST_EX_USAGE unless the password has 8 to 1024 bytes. */
 int st_account_password_ok(const char *pw);
+/* ST_EX_USAGE unless name follows the username rule (the message shows
+ * the name escaped, at most 64 bytes of it). */
+int st_account_name_ok(const char *name);
 /* The registered user name from the config ("user"): ST_EX_CONFIG when
  * missing or malformed.  Borrowed from cfg. */
 int st_account_user(const struct st_json *cfg, const char **user);

@@ -561,3 +561,127 @@ out:
 	free(newkey);
 	return rc;
 }
+
+/* ---- items with caller-chosen ids, written as a stream (st-recv) ---- */
+
+void st_vault_new_id(char *id)
+{
+	new_id(id);
+}
+
+int st_vault_has(struct st_vault *v, const char *id)
+{
+	char *p;
+	int rc;
+
+	if (strlen(id) != ST_VAULT_ID_LEN || !valid_id(id, ST_VAULT_ID_LEN))
+		return 0;
+	p = item_path(v, id, 1);
+	rc = exists(p);
+	free(p);
+	return rc;
+}
+
+struct st_vault_writer {
+	struct st_vault *v;
+	char id[ST_VAULT_ID_LEN + 1];
+	struct st_atomic a;
+	struct st_age_enc *e;
+	int64_t size;
+};
+
+struct st_vault_writer *st_vault_writer_new(struct st_vault *v,
+                                            const char *id)
+{
+	struct st_age_rcpt r = { .type = ST_AGE_X25519 };
+	struct st_vault_writer *w;
+	char *path;
+
+	if (!v->nids) {
+		st_error(ST_EX_CONFIG, "the vault has no key");
+		return NULL;
+	}
+	if (strlen(id) != ST_VAULT_ID_LEN || !valid_id(id, ST_VAULT_ID_LEN)) {
+		st_error(ST_EX_USAGE, "bad item id '%.32s'", id);
+		return NULL;
+	}
+	if (st_age_parse_recipient(v->recipient, &r) < 0 ||
+	    st_mkdir(v->dir, 0700) < 0)
+		return NULL;
+	w = st_calloc(1, sizeof(*w));
+	w->v = v;
+	memcpy(w->id, id, ST_VAULT_ID_LEN + 1);
+	path = item_path(v, id, 0);
+	if (st_atomic_open(&w->a, path, 0600) < 0) {
+		free(path);
+		free(w);
+		return NULL;
+	}
+	free(path);
+	if (!(w->e = st_age_enc_new(&r, 1, 0, st_sink_fd, &w->a.fd))) {
+		st_atomic_abort(&w->a);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+int st_vault_writer_sink(void *ctx, const void *p, size_t n)
+{
+	struct st_vault_writer *w = ctx;
+
+	w->size += (int64_t)n;
+	return st_age_enc_write(w->e, p, n);
+}
+
+int st_vault_writer_commit(struct st_vault_writer *w, struct st_json *meta)
+{
+	char *cpath = item_path(w->v, w->id, 0), *mpath = item_path(w->v, w->id, 1);
+	char *js = NULL;
+	int64_t dummy;
+	int rc = st_age_enc_finish(w->e);
+
+	w->e = NULL;
+	if (rc == 0)
+		rc = st_atomic_commit(&w->a);
+	else
+		st_atomic_abort(&w->a);
+	if (rc == 0) {
+		st_json_set_str(meta, "id", w->id);
+		st_json_set_int(meta, "size", w->size);
+		if (!st_json_get(meta, "ts"))
+			st_json_set_int(meta, "ts", st_now_ms());
+		js = st_json_dump(meta);
+		/* the meta file is the commit point, as in st_vault_put() */
+		if ((rc = write_item(w->v, mpath, -1, js, strlen(js), &dummy)) < 0)
+			unlink(cpath);
+	}
+	free(js);
+	free(cpath);
+	free(mpath);
+	free(w);
+	return rc;
+}
+
+void st_vault_writer_abort(struct st_vault_writer *w)
+{
+	if (!w)
+		return;
+	st_age_enc_free(w->e);
+	st_atomic_abort(&w->a);
+	free(w);
+}
+
+int st_vault_put_id(struct st_vault *v, struct st_json *meta,
+                    const void *data, size_t n, const char *id)
+{
+	struct st_vault_writer *w = st_vault_writer_new(v, id);
+
+	if (!w)
+		return -1;
+	if (n && st_vault_writer_sink(w, data, n) < 0) {
+		st_vault_writer_abort(w);
+		return -1;
+	}
+	return st_vault_writer_commit(w, meta);
+}
