@@ -224,9 +224,8 @@ int main(int argc, char **argv)
 	if (del ? optind != argc : optind + 1 != argc)
 		usage(ST_EX_USAGE);
 	/* a bad name is refused before anything touches the network */
-	if (!del && !st_user_ok(argv[optind], strlen(argv[optind])))
-		st_die(ST_EX_USAGE, "bad user name '%s': names match "
-		       "^[a-z0-9][a-z0-9._-]{0,31}$", argv[optind]);
+	if (!del && st_account_name_ok(argv[optind]) < 0)
+		die_err();
 	if (pwfile && passfile && !strcmp(pwfile, "-") && !strcmp(passfile, "-"))
 		st_die(ST_EX_USAGE, "--password-file and --passphrase-file "
 		       "cannot both be standard input");

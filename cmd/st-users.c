@@ -70,9 +70,8 @@ static void need_relay(struct ctx *c)
 
 static void check_name(const char *name)
 {
-	if (!st_user_ok(name, strlen(name)))
-		st_die(ST_EX_USAGE, "bad user name '%s': names match "
-		       "^[a-z0-9][a-z0-9._-]{0,31}$", name);
+	if (st_account_name_ok(name) < 0)
+		die_err();
 }
 
 /*

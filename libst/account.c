@@ -36,6 +36,21 @@ int st_account_password_ok(const char *pw)
 	return 0;
 }
 
+int st_account_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	char *shown;
+
+	if (st_user_ok(name, n))
+		return 0;
+	/* the name may be anything: show it escaped, and not all of it */
+	shown = st_tty_escape(name, n > 64 ? 64 : n, 0);
+	st_error(ST_EX_USAGE, "bad user name '%s%s': names match "
+	         "^[a-z0-9][a-z0-9._-]{0,31}$", shown, n > 64 ? "..." : "");
+	free(shown);
+	return -1;
+}
+
 int st_account_user(const struct st_json *cfg, const char **user)
 {
 	size_t n;

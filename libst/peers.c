@@ -34,10 +34,7 @@ static char *peer_path(const char *dir, const char *user, const char *ext)
 
 static int name_ok(const char *user)
 {
-	if (!st_user_ok(user, strlen(user)))
-		return st_error(ST_EX_USAGE, "bad user name '%.64s': names "
-		                "match ^[a-z0-9][a-z0-9._-]{0,31}$", user);
-	return 0;
+	return st_account_name_ok(user);
 }
 
 const char *st_trust_name(enum st_trust t)

@@ -1351,6 +1351,9 @@ int st_account_password_ok(const char *pw);
 /* ST_EX_USAGE unless name follows the username rule (the message shows
  * the name escaped, at most 64 bytes of it). */
 int st_account_name_ok(const char *name);
+/* ST_EX_USAGE unless name follows the username rule (the message shows
+ * the name escaped, at most 64 bytes of it). */
+int st_account_name_ok(const char *name);
 /* The registered user name from the config ("user"): ST_EX_CONFIG when
  * missing or malformed.  Borrowed from cfg. */
 int st_account_user(const struct st_json *cfg, const char **user);

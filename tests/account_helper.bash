@@ -44,3 +44,105 @@ print(v if not isinstance(v, bool) else str(v).lower())' "$1"
 dead_url() {
 	echo "http://127.0.0.1:$(free_port)"
 }
+
+# api METHOD PATH [BODY]: call the relay with the token of $ST_HOME (read
+# from the file, never on a command line); prints "STATUS BODY".
+api() {
+	python3 - "$@" <<'PY'
+import os, sys, urllib.request, urllib.error
+method, path = sys.argv[1], sys.argv[2]
+body = sys.argv[3].encode() if len(sys.argv) > 3 else None
+tok = open(os.path.join(os.environ["ST_HOME"], "token")).read().strip()
+req = urllib.request.Request(os.environ["RELAY_URL"] + path, data=body,
+                             method=method)
+req.add_header("Authorization", "Bearer " + tok)
+if body is not None:
+    req.add_header("Content-Type", "application/json")
+try:
+    with urllib.request.urlopen(req, timeout=10) as r:
+        print(r.status, r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+PY
+}
+
+# relay_opks: how many one-time prekeys the relay holds for $ST_HOME's user.
+relay_opks() {
+	api GET /v1/keys | sed 's/^200 //' | jfield opks
+}
+
+# drain USER N: take N of USER's one-time prekeys, as N bundle fetches by
+# the user of $ST_HOME would.
+drain() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		api POST "/v1/users/$1/bundle" '{}' | grep -q '^200 '
+	done
+}
+
+# fake_relay MODE: a hostile "relay" (python3) answering every request the
+# MODE way: redirect, 500, html, huge, escape.  Sets FAKE_URL, FAKE_PID.
+fake_relay() {
+	local port
+	port=$(free_port)
+	python3 - "$1" "$port" >"$BATS_TEST_TMPDIR/fake.log" 2>&1 <<'PY' &
+import http.server, sys
+mode, port = sys.argv[1], int(sys.argv[2])
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(n)
+        if mode == "redirect":
+            self.send_response(307)
+            self.send_header("Location", "http://127.0.0.1:1/stolen")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif mode == "500":
+            body = b'{"error":"internal","message":"down for repairs"}'
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif mode == "html":
+            body = b"<html>hello</html>"
+            self.send_response(201)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif mode == "huge":
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"token":"')
+            chunk = b"A" * 65536
+            try:
+                for _ in range(2000):
+                    self.wfile.write(chunk)
+            except Exception:
+                pass
+        elif mode == "escape":
+            body = (b'{"error":"bad_json","message":"\\u001b]52;c;cHduZWQ='
+                    b'\\u0007\\u001b[2J owned"}')
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+    do_GET = do_POST = do_PUT = do_DELETE = answer
+http.server.HTTPServer.protocol_version = "HTTP/1.1"
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+	FAKE_PID=$!
+	FAKE_URL="http://127.0.0.1:$port"
+	until python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" 2>/dev/null; do
+		sleep 0.05
+	done
+}
+
+teardown() {
+	stop_relay
+	if [ -n "${FAKE_PID:-}" ]; then
+		kill "$FAKE_PID" 2>/dev/null || true
+		wait "$FAKE_PID" 2>/dev/null || true
+	fi
+}
