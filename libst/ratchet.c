@@ -194,12 +194,45 @@ int st_dr_encrypt(struct st_dr *s, const void *pt, size_t n,
 
 /* ---- skipped message keys ---- */
 
-static void drop_skipped(struct st_dr *s, size_t i)
+/*
+ * The array holds exactly cap_of(nskipped) entries, those past nskipped
+ * all zeros, so a copy or a wipe touches what is in use and not 2000
+ * slots (160 KB) every time: decryption copies a session per message.
+ */
+#define SKIP_CHUNK 64
+
+static size_t cap_of(size_t n)
 {
-	st_wipe(&s->skipped[i], sizeof(s->skipped[i]));
-	memmove(&s->skipped[i], &s->skipped[i + 1],
-	        (s->nskipped - i - 1) * sizeof(s->skipped[0]));
-	s->nskipped--;
+	return (n + SKIP_CHUNK - 1) / SKIP_CHUNK * SKIP_CHUNK;
+}
+
+/* Set the count to n, moving to an array of cap_of(n) when that differs;
+ * entries from n on must already be zeros when shrinking. */
+static void set_count(struct st_dr *s, size_t n)
+{
+	size_t oc = cap_of(s->nskipped), nc = cap_of(n);
+
+	if (nc != oc) {
+		struct st_dr_skipped *p = nc ? st_calloc(nc, sizeof(*p)) : NULL;
+		size_t keep = n < s->nskipped ? n : s->nskipped;
+
+		if (keep)
+			memcpy(p, s->skipped, keep * sizeof(*p));
+		st_free_secret(s->skipped, oc * sizeof(*p));
+		s->skipped = p;
+	}
+	s->nskipped = n;
+}
+
+/* Remove entries [i, i + k), keeping the order of the others. */
+static void drop_skipped(struct st_dr *s, size_t i, size_t k)
+{
+	size_t n = s->nskipped;
+
+	memmove(&s->skipped[i], &s->skipped[i + k],
+	        (n - i - k) * sizeof(s->skipped[0]));
+	st_wipe(&s->skipped[n - k], k * sizeof(s->skipped[0]));
+	set_count(s, n - k);
 }
 
 static void expire_skipped(struct st_dr *s, int64_t now)
@@ -217,42 +250,35 @@ static void expire_skipped(struct st_dr *s, int64_t now)
 		}
 		o++;
 	}
-	s->nskipped = o;
+	if (o != s->nskipped)
+		set_count(s, o);
 }
 
 /* Store the receiving chain's keys up to (not including) until. */
 static int skip_to(struct st_dr *s, uint32_t until, int64_t now)
 {
-	size_t k, excess;
+	size_t k, n;
 
 	if (!s->has_ckr || s->nr >= until)
 		return 0;
 	k = until - s->nr;
-	if (!s->skipped)
-		s->skipped = st_calloc(ST_DR_MAX_SKIPPED,
-		                       sizeof(s->skipped[0]));
-	if (s->nskipped + k > ST_DR_MAX_SKIPPED) {
-		/* evict the oldest in one move */
-		excess = s->nskipped + k - ST_DR_MAX_SKIPPED;
-		if (excess > s->nskipped)
-			excess = s->nskipped;
-		st_wipe(s->skipped, excess * sizeof(s->skipped[0]));
-		memmove(s->skipped, s->skipped + excess,
-		        (s->nskipped - excess) * sizeof(s->skipped[0]));
-		s->nskipped -= excess;
-	}
-	for (; s->nr < until; s->nr++) {
-		struct st_dr_skipped *e;
+	if (k > ST_DR_MAX_SKIPPED)      /* MAX_SKIP stops this earlier */
+		return st_error(ST_EX_DATAERR, "too many skipped keys");
+	/* room for k: the oldest go first */
+	if (s->nskipped + k > ST_DR_MAX_SKIPPED)
+		drop_skipped(s, 0, s->nskipped + k - ST_DR_MAX_SKIPPED);
+	n = s->nskipped;
+	set_count(s, n + k);
+	for (; s->nr < until; s->nr++, n++) {
+		struct st_dr_skipped *e = &s->skipped[n];
 
-		if (s->nskipped == ST_DR_MAX_SKIPPED)
-			drop_skipped(s, 0);
-		e = &s->skipped[s->nskipped];
-		if (st_dr_kdf_ck(s->ckr, e->mk, s->ckr) < 0)
+		if (st_dr_kdf_ck(s->ckr, e->mk, s->ckr) < 0) {
+			set_count(s, n);        /* the rest are still zeros */
 			return -1;
+		}
 		memcpy(e->dh, s->dhr, 32);
 		e->n = s->nr;
 		e->ts = now;
-		s->nskipped++;
 	}
 	return 0;
 }
@@ -330,7 +356,7 @@ int st_dr_decrypt(struct st_dr *s, const unsigned char hdr[ST_DR_HEADER_LEN],
 			continue;
 		if (open_ct(s, s->skipped[i].mk, hdr, ct, ctlen, pt, ptlen) < 0)
 			return -1;
-		drop_skipped(s, i);
+		drop_skipped(s, i, 1);
 		return 0;
 	}
 	if (n == UINT32_MAX)
@@ -372,8 +398,8 @@ void st_dr_copy(struct st_dr *dst, const struct st_dr *src)
 {
 	*dst = *src;
 	dst->skipped = NULL;
-	if (src->skipped) {
-		dst->skipped = st_calloc(ST_DR_MAX_SKIPPED,
+	if (src->nskipped) {
+		dst->skipped = st_calloc(cap_of(src->nskipped),
 		                         sizeof(dst->skipped[0]));
 		memcpy(dst->skipped, src->skipped,
 		       src->nskipped * sizeof(src->skipped[0]));
@@ -382,8 +408,8 @@ void st_dr_copy(struct st_dr *dst, const struct st_dr *src)
 
 void st_dr_wipe(struct st_dr *s)
 {
-	st_free_secret(s->skipped, s->skipped ?
-	               ST_DR_MAX_SKIPPED * sizeof(s->skipped[0]) : 0);
+	st_free_secret(s->skipped, cap_of(s->nskipped) *
+	               sizeof(s->skipped[0]));
 	st_wipe(s, sizeof(*s));
 }
 
@@ -452,9 +478,7 @@ static int skipped_from_json(const struct st_json *a, struct st_dr *s)
 
 	if (n > ST_DR_MAX_SKIPPED)
 		return st_error(ST_EX_DATAERR, "too many skipped keys");
-	if (n)
-		s->skipped = st_calloc(ST_DR_MAX_SKIPPED,
-		                       sizeof(s->skipped[0]));
+	set_count(s, n);                /* zeros, filled below */
 	for (size_t i = 0; i < n; i++) {
 		const struct st_json *e = st_json_array_get(a, i);
 		struct st_dr_skipped *k = &s->skipped[i];
@@ -464,7 +488,6 @@ static int skipped_from_json(const struct st_json *a, struct st_dr *s)
 		    st_json_get_b64(e, "mk", k->mk, 32) < 0 ||
 		    st_json_get_int(e, "ts", INT64_MIN, INT64_MAX, &k->ts) < 0)
 			return -1;
-		s->nskipped++;
 	}
 	return 0;
 }

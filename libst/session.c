@@ -2,8 +2,9 @@
  * session.c - the Double Ratchet state with one peer (SPEC §4): the
  * current session, up to five earlier ones, and the (spk, ek) pairs that
  * have started sessions, so a replayed first message is refused once its
- * session is gone.  Every decryption runs on a copy that replaces the
- * state only on success.
+ * session is gone.  Every decryption trial runs on a copy of one session
+ * (or on a new session) that replaces it only on success, so any failure
+ * leaves the state exactly as it was.
  *
  * ratchet/NAME.json (binary values unpadded base64url; it holds secrets):
  *
@@ -107,17 +108,6 @@ struct st_ratchet *st_ratchet_dup(const struct st_ratchet *r)
 	d->nseen = r->nseen;
 	d->ks = r->ks;
 	return d;
-}
-
-/* Replace r's contents with n's and free n. */
-static void take(struct st_ratchet *r, struct st_ratchet *n)
-{
-	struct st_ratchet t = *r;
-
-	*r = *n;
-	*n = t;
-	st_wipe(&t, sizeof(t));
-	st_ratchet_free(n);
 }
 
 int st_ratchet_has_session(const struct st_ratchet *r)
@@ -395,7 +385,6 @@ int st_ratchet_decrypt(struct st_ratchet *r, const struct st_identity *me,
                        struct st_ratchet_info *info)
 {
 	struct st_ratchet_info dummy;
-	struct st_ratchet *c;
 	int rc;
 
 	if (!info)
@@ -403,19 +392,20 @@ int st_ratchet_decrypt(struct st_ratchet *r, const struct st_identity *me,
 	memset(info, 0, sizeof(*info));
 	*pt = NULL;
 	*ptlen = 0;
-	/* all of it on a copy that replaces r only on success */
-	c = st_ratchet_dup(r);
+	/*
+	 * No copy of all of r: every trial runs on a copy of one session
+	 * (try_one) or on a new one (start), and r changes only once that
+	 * has succeeded, by steps that cannot fail.
+	 */
 	if (env->has_x3dh)
-		rc = x3dh_message(c, me, me_user, peer, peer_user, pk, env,
+		rc = x3dh_message(r, me, me_user, peer, peer_user, pk, env,
 		                  now_ms, pt, ptlen, info);
 	else
-		rc = plain_message(c, peer_user, env, now_ms, pt, ptlen, info);
+		rc = plain_message(r, peer_user, env, now_ms, pt, ptlen, info);
 	if (rc < 0) {
-		st_ratchet_free(c);
 		memset(info, 0, sizeof(*info));
 		return -1;
 	}
-	take(r, c);
 	return 0;
 }
 
