@@ -382,9 +382,13 @@ int st_relay_call(struct st_relay *r, const char *method, const char *path,
 		*reply = st_json_parse((const char *)out.data, out.len,
 		                       cap.max, "relay reply");
 		if (!*reply) {
+			/* st_error() would write over the message it quotes */
+			char *why = st_strdup(st_errmsg());
+
 			rc = st_error(*status >= 500 ? ST_EX_UNAVAILABLE
 			              : ST_EX_DATAERR, "relay %s: bad reply (%ld): %s",
-			              r->base, *status, st_errmsg());
+			              r->base, *status, why);
+			free(why);
 			goto out;
 		}
 	}
