@@ -1351,9 +1351,6 @@ int st_account_password_ok(const char *pw);
 /* ST_EX_USAGE unless name follows the username rule (the message shows
  * the name escaped, at most 64 bytes of it). */
 int st_account_name_ok(const char *name);
-/* ST_EX_USAGE unless name follows the username rule (the message shows
- * the name escaped, at most 64 bytes of it). */
-int st_account_name_ok(const char *name);
 /* The registered user name from the config ("user"): ST_EX_CONFIG when
  * missing or malformed.  Borrowed from cfg. */
 int st_account_user(const struct st_json *cfg, const char **user);
@@ -1513,6 +1510,39 @@ int st_send_queue(struct st_relay *r, const struct st_identity *me,
                   const char *me_user, struct st_send *s);
 /* The largest inner message (padded) whose envelope the relay takes. */
 size_t st_send_max_plain(void);
+
+/*
+ * inbox.c: st-recv's journal $ST_HOME/inbox.log (format in inbox.c): per
+ * relay message id, the vault ids chosen before storing, the sender and
+ * message id, a hash of the envelope, and whether it was finished (done)
+ * and how its hook went.  Lock held throughout.
+ */
+struct st_inbox_rec {
+	char relay[32];
+	char item[21];                  /* vault id or "-" */
+	char from[ST_USER_MAX + 1];     /* or "-" */
+	char msgid[33];                 /* or "-" (undecryptable) */
+	char hash[33];                  /* 16 bytes hex, or "-" */
+	int64_t ts;
+	char files[1400];               /* vault ids joined by ',' or "-" */
+	int done, hook_failed, hook_done;
+};
+struct st_inbox;
+struct st_inbox *st_inbox_open(void);
+void st_inbox_close(struct st_inbox *b);
+/* The record of a relay id, or NULL. */
+const struct st_inbox_rec *st_inbox_find(struct st_inbox *b,
+                                         const char *relay_id);
+/* A finished record with this (from, msgid), or with this envelope hash. */
+const struct st_inbox_rec *st_inbox_find_msg(struct st_inbox *b,
+                                             const char *from,
+                                             const char *msgid);
+const struct st_inbox_rec *st_inbox_find_hash(struct st_inbox *b,
+                                              const char *hash);
+/* Append a P record (fsynced) before anything of it is stored. */
+int st_inbox_begin(struct st_inbox *b, const struct st_inbox_rec *r);
+/* Append a mark: 'D' done, 'X' hook failed, 'H' hook done (fsynced). */
+int st_inbox_mark(struct st_inbox *b, const char *relay_id, char what);
 
 /*
  * st-recv.  Per message: dedupe (relay id, message id, envelope hash) ->
