@@ -321,3 +321,19 @@ PY
 	[[ "$output" != *$'\033'* && "$output" != *$'\007'* ]]
 	[ "$(tok)" = "$t" ]
 }
+
+@test "rate limited: exit 75 with the relay's Retry-After; the token stays" {
+	relay --rate-login-user 2:1/h
+	reg alice
+	t=$(tok)
+	printf 'wrong password\n' >"$BATS_TEST_TMPDIR/wrong"
+	run st-login --password-file "$BATS_TEST_TMPDIR/wrong"
+	[ "$status" -eq 77 ]
+	run st-login --password-file "$BATS_TEST_TMPDIR/wrong"
+	[ "$status" -eq 77 ]
+	# the bucket is empty: even the right password waits
+	run st-login --password-file "$PW"
+	[ "$status" -eq 75 ]
+	[[ "$output" =~ retry\ after\ [0-9]+\ s ]]
+	[ "$(tok)" = "$t" ]
+}
