@@ -14,7 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include "internal.h"
 
@@ -22,18 +27,136 @@ static const char RK_INFO[] = "st-dr-rk-v1";
 static const char MSG_INFO[] = "st-msg-v1";
 static const unsigned char zero32[32];
 
-int st_dr_kdf_rk_with(const unsigned char rk[32], const unsigned char dh[32],
-                      const char *info, unsigned char rk_out[32],
-                      unsigned char ck_out[32])
+/*
+ * HMAC-SHA256 and HKDF (RFC 5869) through one EVP_MAC context, rekeyed
+ * per key.  st_hkdf_sha256() and st_hmac_sha256() fetch HKDF, HMAC and
+ * SHA-256 by name and build their contexts on every call, which is most
+ * of the cost of a 32-byte KDF step: a message takes five of them.  The
+ * fetched HMAC is kept for the life of the process.
+ */
+static EVP_MAC *hmac_alg;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_fetch(void)
+{
+	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static EVP_MAC_CTX *mac_new(void)
+{
+	OSSL_PARAM ps[2];
+	EVP_MAC_CTX *c = NULL;
+
+	ps[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	                                         "SHA256", 0);
+	ps[1] = OSSL_PARAM_construct_end();
+	pthread_once(&hmac_once, hmac_fetch);
+	if (hmac_alg && (c = EVP_MAC_CTX_new(hmac_alg)) &&
+	    EVP_MAC_CTX_set_params(c, ps) == 1)
+		return c;
+	EVP_MAC_CTX_free(c);
+	st_error(ST_EX_DATAERR, "HMAC failed");
+	return NULL;
+}
+
+/* out = HMAC(key, a || b || c); key NULL reuses the context's last key. */
+static int mac(EVP_MAC_CTX *m, const unsigned char *key, size_t keylen,
+               const void *a, size_t an, const void *b, size_t bn,
+               unsigned char c, unsigned char out[32])
+{
+	size_t len = 0;
+
+	if (EVP_MAC_init(m, key, keylen, NULL) == 1 &&
+	    (!an || EVP_MAC_update(m, a, an) == 1) &&
+	    (!bn || EVP_MAC_update(m, b, bn) == 1) &&
+	    EVP_MAC_update(m, &c, 1) == 1 &&
+	    EVP_MAC_final(m, out, &len, 32) == 1 && len == 32)
+		return 0;
+	st_wipe(out, 32);
+	return st_error(ST_EX_DATAERR, "HMAC failed");
+}
+
+/* HKDF-SHA256 with a 32-byte salt and 32-byte ikm, up to 64 bytes out. */
+static int hkdf(EVP_MAC_CTX *m, const unsigned char salt[32],
+                const unsigned char ikm[32], const char *info, size_t infolen,
+                unsigned char *out, size_t outlen)
+{
+	unsigned char prk[32], t[64];
+	size_t len = 0;
+	int rc = -1;
+
+	/* extract: PRK = HMAC(salt, ikm) */
+	if (EVP_MAC_init(m, salt, 32, NULL) != 1 ||
+	    EVP_MAC_update(m, ikm, 32) != 1 ||
+	    EVP_MAC_final(m, prk, &len, 32) != 1 || len != 32) {
+		st_error(ST_EX_DATAERR, "HKDF failed");
+		goto out;
+	}
+	/* expand: T(1) = HMAC(PRK, info || 1), T(2) = HMAC(PRK, T(1) ||
+	 * info || 2) */
+	if (mac(m, prk, 32, NULL, 0, info, infolen, 1, t) < 0 ||
+	    (outlen > 32 &&
+	     mac(m, prk, 32, t, 32, info, infolen, 2, t + 32) < 0))
+		goto out;
+	memcpy(out, t, outlen);
+	rc = 0;
+out:
+	st_wipe(prk, sizeof(prk));
+	st_wipe(t, sizeof(t));
+	return rc;
+}
+
+static int kdf_rk(EVP_MAC_CTX *m, const unsigned char rk[32],
+                  const unsigned char dh[32], const char *info,
+                  unsigned char rk_out[32], unsigned char ck_out[32])
 {
 	unsigned char out[64];
 
-	if (st_hkdf_sha256(dh, 32, rk, 32, info, strlen(info), out, 64) < 0)
+	if (hkdf(m, rk, dh, info, strlen(info), out, 64) < 0)
 		return -1;
 	memcpy(rk_out, out, 32);
 	memcpy(ck_out, out + 32, 32);
 	st_wipe(out, sizeof(out));
 	return 0;
+}
+
+static int kdf_ck(EVP_MAC_CTX *m, const unsigned char ck[32],
+                  unsigned char mk[32], unsigned char ck_next[32])
+{
+	unsigned char next[32];
+
+	if (mac(m, ck, 32, NULL, 0, NULL, 0, 0x01, mk) < 0 ||
+	    mac(m, NULL, 0, NULL, 0, NULL, 0, 0x02, next) < 0) {
+		st_wipe(mk, 32);
+		return -1;
+	}
+	memcpy(ck_next, next, 32);
+	st_wipe(next, sizeof(next));
+	return 0;
+}
+
+static int message_keys(EVP_MAC_CTX *m, const unsigned char mk[32],
+                        unsigned char key[32], unsigned char nonce[12])
+{
+	unsigned char out[44];
+
+	if (hkdf(m, zero32, mk, MSG_INFO, sizeof(MSG_INFO) - 1, out, 44) < 0)
+		return -1;
+	memcpy(key, out, 32);
+	memcpy(nonce, out + 32, 12);
+	st_wipe(out, sizeof(out));
+	return 0;
+}
+
+int st_dr_kdf_rk_with(const unsigned char rk[32], const unsigned char dh[32],
+                      const char *info, unsigned char rk_out[32],
+                      unsigned char ck_out[32])
+{
+	EVP_MAC_CTX *m = mac_new();
+	int rc = m ? kdf_rk(m, rk, dh, info, rk_out, ck_out) : -1;
+
+	EVP_MAC_CTX_free(m);
+	return rc;
 }
 
 int st_dr_kdf_rk(const unsigned char rk[32], const unsigned char dh[32],
@@ -45,31 +168,21 @@ int st_dr_kdf_rk(const unsigned char rk[32], const unsigned char dh[32],
 int st_dr_kdf_ck(const unsigned char ck[32], unsigned char mk[32],
                  unsigned char ck_next[32])
 {
-	static const unsigned char one = 0x01, two = 0x02;
-	unsigned char next[32];
+	EVP_MAC_CTX *m = mac_new();
+	int rc = m ? kdf_ck(m, ck, mk, ck_next) : -1;
 
-	if (st_hmac_sha256(ck, 32, &one, 1, mk) < 0 ||
-	    st_hmac_sha256(ck, 32, &two, 1, next) < 0) {
-		st_wipe(mk, 32);
-		return -1;
-	}
-	memcpy(ck_next, next, 32);
-	st_wipe(next, sizeof(next));
-	return 0;
+	EVP_MAC_CTX_free(m);
+	return rc;
 }
 
 int st_dr_message_keys(const unsigned char mk[32], unsigned char key[32],
                        unsigned char nonce[12])
 {
-	unsigned char out[44];
+	EVP_MAC_CTX *m = mac_new();
+	int rc = m ? message_keys(m, mk, key, nonce) : -1;
 
-	if (st_hkdf_sha256(mk, 32, zero32, 32, MSG_INFO, sizeof(MSG_INFO) - 1,
-	                   out, 44) < 0)
-		return -1;
-	memcpy(key, out, 32);
-	memcpy(nonce, out + 32, 12);
-	st_wipe(out, sizeof(out));
-	return 0;
+	EVP_MAC_CTX_free(m);
+	return rc;
 }
 
 void st_dr_header_encode(const unsigned char dh[32], uint32_t pn, uint32_t n,
@@ -119,7 +232,7 @@ int st_dr_init_initiator(struct st_dr *s, const unsigned char sk[32],
 	memset(s, 0, sizeof(*s));
 	if (set_ad(s, ad, adlen) == 0 && newkey(ks, s->dhs) == 0 &&
 	    st_x25519_pub(s->dhs, s->dhs_pub) == 0 &&
-	    st_x25519(s->dhs, spk_pub, dh) == 0 &&
+	    st_x3dh_x25519(s->dhs, s->dhs_pub, spk_pub, dh) == 0 &&
 	    st_dr_kdf_rk(sk, dh, s->rk, s->cks) == 0) {
 		memcpy(s->dhr, spk_pub, 32);
 		s->has_dhr = s->has_cks = 1;
@@ -146,7 +259,7 @@ int st_dr_init_responder(struct st_dr *s, const unsigned char sk[32],
 }
 
 /* AEAD under mk with associated data AD || header. */
-static int seal_open(int seal, const struct st_dr *s,
+static int seal_open(EVP_MAC_CTX *m, int seal, const struct st_dr *s,
                      const unsigned char mk[32],
                      const unsigned char hdr[ST_DR_HEADER_LEN],
                      const unsigned char *in, size_t n, unsigned char *out)
@@ -157,7 +270,7 @@ static int seal_open(int seal, const struct st_dr *s,
 
 	memcpy(ad, s->ad, s->adlen);
 	memcpy(ad + s->adlen, hdr, ST_DR_HEADER_LEN);
-	if (st_dr_message_keys(mk, key, nonce) == 0)
+	if (message_keys(m, mk, key, nonce) == 0)
 		rc = (seal ? st_aead_seal : st_aead_open)(key, nonce, ad, adlen,
 		                                         in, n, out);
 	st_wipe(key, sizeof(key));
@@ -170,6 +283,7 @@ int st_dr_encrypt(struct st_dr *s, const void *pt, size_t n,
                   size_t *ctlen)
 {
 	unsigned char mk[32];
+	EVP_MAC_CTX *m;
 	int rc;
 
 	if (!s->has_cks)
@@ -177,12 +291,17 @@ int st_dr_encrypt(struct st_dr *s, const void *pt, size_t n,
 	if (s->ns == UINT32_MAX)
 		return st_error(ST_EX_DATAERR, "sending chain exhausted");
 	st_dr_header_encode(s->dhs_pub, s->pn, s->ns, hdr);
-	if (st_dr_kdf_ck(s->cks, mk, s->cks) < 0)
+	if (!(m = mac_new()))
 		return -1;
+	if (kdf_ck(m, s->cks, mk, s->cks) < 0) {
+		EVP_MAC_CTX_free(m);
+		return -1;
+	}
 	s->ns++;
 	*ct = st_malloc(n + ST_AEAD_TAG_LEN);
-	rc = seal_open(1, s, mk, hdr, pt, n, *ct);
+	rc = seal_open(m, 1, s, mk, hdr, pt, n, *ct);
 	st_wipe(mk, sizeof(mk));
+	EVP_MAC_CTX_free(m);
 	if (rc < 0) {
 		free(*ct);
 		*ct = NULL;
@@ -255,7 +374,8 @@ static void expire_skipped(struct st_dr *s, int64_t now)
 }
 
 /* Store the receiving chain's keys up to (not including) until. */
-static int skip_to(struct st_dr *s, uint32_t until, int64_t now)
+static int skip_to(EVP_MAC_CTX *m, struct st_dr *s, uint32_t until,
+                   int64_t now)
 {
 	size_t k, n;
 
@@ -272,7 +392,7 @@ static int skip_to(struct st_dr *s, uint32_t until, int64_t now)
 	for (; s->nr < until; s->nr++, n++) {
 		struct st_dr_skipped *e = &s->skipped[n];
 
-		if (st_dr_kdf_ck(s->ckr, e->mk, s->ckr) < 0) {
+		if (kdf_ck(m, s->ckr, e->mk, s->ckr) < 0) {
 			set_count(s, n);        /* the rest are still zeros */
 			return -1;
 		}
@@ -283,14 +403,15 @@ static int skip_to(struct st_dr *s, uint32_t until, int64_t now)
 	return 0;
 }
 
-static int open_ct(const struct st_dr *s, const unsigned char mk[32],
+static int open_ct(EVP_MAC_CTX *m, const struct st_dr *s,
+                   const unsigned char mk[32],
                    const unsigned char *hdr, const unsigned char *ct,
                    size_t ctlen, unsigned char **pt, size_t *ptlen)
 {
 	if (ctlen < ST_AEAD_TAG_LEN)
 		return st_error(ST_EX_DATAERR, "ciphertext too short");
 	*pt = st_malloc(ctlen - ST_AEAD_TAG_LEN);
-	if (seal_open(0, s, mk, hdr, ct, ctlen, *pt) < 0) {
+	if (seal_open(m, 0, s, mk, hdr, ct, ctlen, *pt) < 0) {
 		st_free_secret(*pt, ctlen - ST_AEAD_TAG_LEN);
 		*pt = NULL;
 		return -1;
@@ -300,14 +421,15 @@ static int open_ct(const struct st_dr *s, const unsigned char mk[32],
 }
 
 /* The second half of a DH ratchet step: a new key pair, the sending chain. */
-static int step_send(struct st_dr *s, const struct st_dr_keysrc *ks)
+static int step_send(EVP_MAC_CTX *m, struct st_dr *s,
+                     const struct st_dr_keysrc *ks)
 {
 	unsigned char dh[32];
 	int rc = -1;
 
 	if (newkey(ks, s->dhs) == 0 && st_x25519_pub(s->dhs, s->dhs_pub) == 0 &&
-	    st_x25519(s->dhs, s->dhr, dh) == 0 &&
-	    st_dr_kdf_rk(s->rk, dh, s->rk, s->cks) == 0) {
+	    st_x3dh_x25519(s->dhs, s->dhs_pub, s->dhr, dh) == 0 &&
+	    kdf_rk(m, s->rk, dh, RK_INFO, s->rk, s->cks) == 0) {
 		s->has_cks = 1;
 		rc = 0;
 	}
@@ -316,13 +438,14 @@ static int step_send(struct st_dr *s, const struct st_dr_keysrc *ks)
 }
 
 /* The first half: the receiving chain for the peer's new key dh. */
-static int step_recv(struct st_dr *s, const unsigned char dh[32])
+static int step_recv(EVP_MAC_CTX *m, struct st_dr *s,
+                     const unsigned char dh[32])
 {
 	unsigned char out[32];
 	int rc;
 
-	if ((rc = st_x25519(s->dhs, dh, out)) == 0)
-		rc = st_dr_kdf_rk(s->rk, out, s->rk, s->ckr);
+	if ((rc = st_x3dh_x25519(s->dhs, s->dhs_pub, dh, out)) == 0)
+		rc = kdf_rk(m, s->rk, out, RK_INFO, s->rk, s->ckr);
 	st_wipe(out, sizeof(out));
 	if (rc < 0)
 		return -1;
@@ -340,10 +463,11 @@ static int too_many(void)
 	                "message keys", ST_DR_MAX_SKIP);
 }
 
-int st_dr_decrypt(struct st_dr *s, const unsigned char hdr[ST_DR_HEADER_LEN],
-                  const unsigned char *ct, size_t ctlen, int64_t now_ms,
-                  const struct st_dr_keysrc *ks, unsigned char **pt,
-                  size_t *ptlen)
+static int decrypt(EVP_MAC_CTX *m, struct st_dr *s,
+                   const unsigned char hdr[ST_DR_HEADER_LEN],
+                   const unsigned char *ct, size_t ctlen, int64_t now_ms,
+                   const struct st_dr_keysrc *ks, unsigned char **pt,
+                   size_t *ptlen)
 {
 	unsigned char dh[32], mk[32];
 	uint32_t pn, n;
@@ -354,7 +478,8 @@ int st_dr_decrypt(struct st_dr *s, const unsigned char hdr[ST_DR_HEADER_LEN],
 	for (size_t i = 0; i < s->nskipped; i++) {
 		if (s->skipped[i].n != n || memcmp(s->skipped[i].dh, dh, 32))
 			continue;
-		if (open_ct(s, s->skipped[i].mk, hdr, ct, ctlen, pt, ptlen) < 0)
+		if (open_ct(m, s, s->skipped[i].mk, hdr, ct, ctlen, pt,
+		            ptlen) < 0)
 			return -1;
 		drop_skipped(s, i, 1);
 		return 0;
@@ -368,7 +493,7 @@ int st_dr_decrypt(struct st_dr *s, const unsigned char hdr[ST_DR_HEADER_LEN],
 			return too_many();
 		if (n > ST_DR_MAX_SKIP)
 			return too_many();
-		if (skip_to(s, pn, now_ms) < 0 || step_recv(s, dh) < 0)
+		if (skip_to(m, s, pn, now_ms) < 0 || step_recv(m, s, dh) < 0)
 			return -1;
 		stepped = 1;
 	} else {
@@ -381,16 +506,32 @@ int st_dr_decrypt(struct st_dr *s, const unsigned char hdr[ST_DR_HEADER_LEN],
 		if ((uint64_t)n > (uint64_t)s->nr + ST_DR_MAX_SKIP)
 			return too_many();
 	}
-	if (skip_to(s, n, now_ms) < 0 || st_dr_kdf_ck(s->ckr, mk, s->ckr) < 0)
+	if (skip_to(m, s, n, now_ms) < 0 || kdf_ck(m, s->ckr, mk, s->ckr) < 0)
 		return -1;
 	s->nr = n + 1;
-	rc = open_ct(s, mk, hdr, ct, ctlen, pt, ptlen);
+	rc = open_ct(m, s, mk, hdr, ct, ctlen, pt, ptlen);
 	st_wipe(mk, sizeof(mk));
-	if (rc == 0 && stepped && step_send(s, ks) < 0) {
+	if (rc == 0 && stepped && step_send(m, s, ks) < 0) {
 		st_free_secret(*pt, *ptlen);
 		*pt = NULL;
 		rc = -1;
 	}
+	return rc;
+}
+
+int st_dr_decrypt(struct st_dr *s, const unsigned char hdr[ST_DR_HEADER_LEN],
+                  const unsigned char *ct, size_t ctlen, int64_t now_ms,
+                  const struct st_dr_keysrc *ks, unsigned char **pt,
+                  size_t *ptlen)
+{
+	EVP_MAC_CTX *m = mac_new();
+	int rc;
+
+	*pt = NULL;
+	if (!m)
+		return -1;
+	rc = decrypt(m, s, hdr, ct, ctlen, now_ms, ks, pt, ptlen);
+	EVP_MAC_CTX_free(m);
 	return rc;
 }
 

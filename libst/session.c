@@ -272,8 +272,7 @@ static int start(struct st_ratchet *r, const struct st_identity *me,
 	memset(&s, 0, sizeof(s));
 	st_identity_encode(&me->pub, mine);
 	if (st_x3dh_ad(peer_user, e->ik, me_user, mine, ad, &adlen) < 0 ||
-	    st_x3dh_respond(me, spk->priv, opk ? opk->priv : NULL,
-	                    e->ik + 33, e->ek, sk) < 0 ||
+	    st_x3dh_respond_keys(me, spk, opk, e->ik + 33, e->ek, sk) < 0 ||
 	    st_dr_init_responder(&s.dr, sk, spk->priv, ad, adlen) < 0)
 		goto out;
 	memcpy(s.ik, e->ik, sizeof(s.ik));

@@ -903,24 +903,43 @@ int st_x3dh_respond(const struct st_identity *me,
 /* ---- x3dh.c, ratchet.c: the parameterised cores (known-answer tests) ---- */
 
 /*
+ * out = X25519(priv, peer) when pub, priv's public key, is already known
+ * (NULL: unknown): OpenSSL then skips deriving it on import, which costs
+ * a scalar multiplication of its own.  An all-zero result: ST_EX_DATAERR.
+ */
+int st_x3dh_x25519(const unsigned char priv[32], const unsigned char *pub,
+                   const unsigned char peer[32], unsigned char out[32]);
+/*
  * The functions above are these with SPEC §4's constants; tests run
  * Signal's own vectors (info "WhisperText", "WhisperRatchet") through them.
  * The DH outputs of each role in SPEC order, DH1..DH3 and DH4 when an OPK
  * is given, into dh (*n = 96 or 128); an all-zero output fails
- * (ST_EX_DATAERR) with dh wiped.  Private keys are raw X25519 scalars.
+ * (ST_EX_DATAERR) with dh wiped.  Private keys are raw X25519 scalars;
+ * the *_pub arguments are their public keys when known, or NULL.
  */
 int st_x3dh_dh_initiator(const unsigned char ik_priv[32],
+                         const unsigned char *ik_pub,
                          const unsigned char ek_priv[32],
+                         const unsigned char *ek_pub,
                          const unsigned char peer_ik[32],
                          const unsigned char spk[32],
                          const unsigned char *opk, unsigned char dh[128],
                          size_t *n);
 int st_x3dh_dh_responder(const unsigned char ik_priv[32],
+                         const unsigned char *ik_pub,
                          const unsigned char spk_priv[32],
+                         const unsigned char *spk_pub,
                          const unsigned char *opk_priv,
+                         const unsigned char *opk_pub,
                          const unsigned char peer_ik[32],
                          const unsigned char ek[32], unsigned char dh[128],
                          size_t *n);
+/* st_x3dh_respond() from our prekey structs (opk NULL when unused). */
+int st_x3dh_respond_keys(const struct st_identity *me,
+                         const struct st_spk *spk, const struct st_opk *opk,
+                         const unsigned char peer_x25519[32],
+                         const unsigned char ek_pub[32],
+                         unsigned char sk[32]);
 /* HKDF-SHA256(0xFF*32 || dh, salt 32 zeros, info, outlen <= 255*32). */
 int st_x3dh_kdf_with(const unsigned char *dh, size_t n, const char *info,
                      unsigned char *out, size_t outlen);

@@ -279,7 +279,7 @@ static void scenario(unsigned long long seed)
 			P[k].r = st_ratchet_dup(snap[k]);
 	}
 
-	steps = 4 + (int)rnd(24);
+	steps = 4 + (int)rnd(20);
 	for (cur_step = 0; cur_step < steps && nm < MAXMSG; cur_step++) {
 		uint32_t e = rnd(100);
 		int i;

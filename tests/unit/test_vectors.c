@@ -145,24 +145,28 @@ static void test_signal_x3dh(void **state)
 	}
 
 	/* as Bob (responder, no one-time prekey): Signal's answer */
-	assert_int_equal(st_x3dh_dh_responder(bikp, bspkp, NULL, aik, abase,
-	                                      dh, &n), 0);
+	assert_int_equal(st_x3dh_dh_responder(bikp, bik, bspkp, bspk, NULL,
+	                                      NULL, aik, abase, dh, &n), 0);
 	assert_int_equal(n, 96);
 	assert_int_equal(st_x3dh_kdf_with(dh, n, "WhisperText", out, 64), 0);
 	assert_memory_equal(out + 32, chain, 32);
+	/* the same without the public keys (OpenSSL derives them) */
+	assert_int_equal(st_x3dh_dh_responder(bikp, NULL, bspkp, NULL, NULL,
+	                                      NULL, aik, abase, dh2, &n2), 0);
+	assert_memory_equal(dh2, dh, 96);
 	/* as Alice (initiator) with Signal's private keys: the answer an
 	 * independent implementation (pyca/cryptography) gives, and Bob's
 	 * side agrees once he has the public key of that base key */
-	assert_int_equal(st_x3dh_dh_initiator(aikp, abasep, bik, bspk, NULL,
-	                                      dh2, &n2), 0);
+	assert_int_equal(st_x3dh_dh_initiator(aikp, aik, abasep, NULL, bik,
+	                                      bspk, NULL, dh2, &n2), 0);
 	assert_int_equal(n2, 96);
 	assert_int_equal(st_x3dh_kdf_with(dh2, n2, "WhisperText", out2, 64),
 	                 0);
 	unhex(ALICE_SIDE_CHAIN, pub, 32);
 	assert_memory_equal(out2 + 32, pub, 32);
 	assert_int_equal(st_x25519_pub(abasep, pub), 0);
-	assert_int_equal(st_x3dh_dh_responder(bikp, bspkp, NULL, aik, pub,
-	                                      dh, &n), 0);
+	assert_int_equal(st_x3dh_dh_responder(bikp, bik, bspkp, bspk, NULL,
+	                                      NULL, aik, pub, dh, &n), 0);
 	assert_memory_equal(dh, dh2, 96);
 	/* our fixed-info KDF is the same function with "st-x3dh-v1" */
 	assert_int_equal(st_x3dh_kdf(dh, n, rk1), 0);
@@ -187,19 +191,19 @@ static void test_signal_x3dh(void **state)
 
 	/* tampered twins: a bit of any secret, the info, or the order */
 	bspkp[5] ^= 0x10;
-	assert_int_equal(st_x3dh_dh_responder(bikp, bspkp, NULL, aik, abase,
-	                                      dh, &n), 0);
+	assert_int_equal(st_x3dh_dh_responder(bikp, bik, bspkp, bspk, NULL,
+	                                      NULL, aik, abase, dh, &n), 0);
 	assert_int_equal(st_x3dh_kdf_with(dh, n, "WhisperText", out, 64), 0);
 	assert_memory_not_equal(out + 32, chain, 32);
 	bspkp[5] ^= 0x10;
 	aikp[31] ^= 0x01;
-	assert_int_equal(st_x3dh_dh_initiator(aikp, abasep, bik, bspk, NULL,
-	                                      dh, &n), 0);
+	assert_int_equal(st_x3dh_dh_initiator(aikp, aik, abasep, NULL, bik,
+	                                      bspk, NULL, dh, &n), 0);
 	assert_int_equal(st_x3dh_kdf_with(dh, n, "WhisperText", out, 64), 0);
 	assert_memory_not_equal(out, out2, 64);
 	aikp[31] ^= 0x01;
-	assert_int_equal(st_x3dh_dh_responder(bikp, bspkp, NULL, aik, abase,
-	                                      dh, &n), 0);
+	assert_int_equal(st_x3dh_dh_responder(bikp, bik, bspkp, bspk, NULL,
+	                                      NULL, aik, abase, dh, &n), 0);
 	assert_int_equal(st_x3dh_kdf_with(dh, n, "WhisperTexT", out, 64), 0);
 	assert_memory_not_equal(out + 32, chain, 32);
 	/* DH1 and DH2 swapped */
@@ -209,8 +213,8 @@ static void test_signal_x3dh(void **state)
 	assert_int_equal(st_x3dh_kdf_with(dh2, 96, "WhisperText", out, 64), 0);
 	assert_memory_not_equal(out + 32, chain, 32);
 	/* with an OPK the input grows by DH4 and the answer changes */
-	assert_int_equal(st_x3dh_dh_initiator(aikp, abasep, bik, bspk, brk,
-	                                      dh, &n), 0);
+	assert_int_equal(st_x3dh_dh_initiator(aikp, aik, abasep, NULL, bik,
+	                                      bspk, brk, dh, &n), 0);
 	assert_int_equal(n, 128);
 	assert_int_equal(st_x3dh_kdf_with(dh, n, "WhisperText", out, 64), 0);
 	assert_memory_not_equal(out + 32, chain, 32);
@@ -234,7 +238,7 @@ static void test_x3dh_low_order(void **state)
 		const unsigned char *opk = k == 2 ? zero : pa;
 
 		memset(dh, 0xaa, sizeof(dh));
-		assert_int_equal(st_x3dh_dh_initiator(a, b, ik, spk,
+		assert_int_equal(st_x3dh_dh_initiator(a, pa, b, pb, ik, spk,
 		                                      k == 3 ? NULL : opk, dh,
 		                                      &n), k == 3 ? 0 : -1);
 		if (k < 3) {
@@ -242,6 +246,19 @@ static void test_x3dh_low_order(void **state)
 			assert_memory_equal(dh, zero, 32);
 			assert_memory_equal(dh + 96, zero, 32);
 		}
+	}
+	/* a known public key only spares its derivation: a wrong one
+	 * changes nothing, as X25519 uses the private key alone */
+	{
+		unsigned char o1[32], o2[32], o3[32];
+
+		assert_int_equal(st_x25519(a, pb, o1), 0);
+		assert_int_equal(st_x3dh_x25519(a, pa, pb, o2), 0);
+		assert_int_equal(st_x3dh_x25519(a, pb, pb, o3), 0);
+		assert_memory_equal(o1, o2, 32);
+		assert_memory_equal(o1, o3, 32);
+		assert_int_equal(st_x3dh_x25519(a, pa, zero, o2), -1);
+		assert_memory_equal(o2, zero, 32);
 	}
 	/* the responder with a low-order EK: SK is wiped */
 	memset(sk, 0xaa, sizeof(sk));
