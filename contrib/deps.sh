@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config libssl-dev libargon2-dev libcurl4-openssl-dev
 libjansson-dev libmicrohttpd-dev libsqlite3-dev libcmocka-dev zlib1g-dev
-bats age expect curl python3 time"
+bats age expect curl python3 time valgrind"
 
 missing() {
 	command -v cc >/dev/null 2>&1 || return 0

@@ -683,14 +683,17 @@ static const char *vectors_file(void)
 		snprintf(vpath, sizeof(vpath), "%s/session-v1.json", dir);
 		return vpath;
 	}
-	/* the binary is BUILD/tests/test_vectors: the tree is BUILD/.. */
+	/* the binary is BUILD/tests/test_vectors: the tree is BUILD/..;
+	 * else the current directory (make runs the tests from the top) */
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return "tests/vectors/session-v1.json";
-	exe[n] = 0;
-	snprintf(vpath, sizeof(vpath), "%s/../../tests/vectors/session-v1.json",
-	         dirname(exe));
-	return vpath;
+	if (n > 0) {
+		exe[n] = 0;
+		snprintf(vpath, sizeof(vpath),
+		         "%s/../../tests/vectors/session-v1.json", dirname(exe));
+		if (access(vpath, R_OK) == 0)
+			return vpath;
+	}
+	return "tests/vectors/session-v1.json";
 }
 
 static char *read_vectors(size_t *len)
