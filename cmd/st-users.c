@@ -81,29 +81,13 @@ static void check_name(const char *name)
 static int fetch(struct ctx *c, const char *name, struct st_identity_pub *id,
                  int64_t *created)
 {
-	struct st_json *reply = NULL, *idj;
-	const char *code;
-	char path[64];
-	long status;
-
 	need_relay(c);
-	snprintf(path, sizeof(path), "/v1/users/%s", name);
-	if (st_relay_call(c->r, "GET", path, NULL, 0, &status, &reply,
-	                  &code) < 0) {
-		if (status == 404) {
-			st_json_free(reply);
-			st_warn("no such user: %s", name);
-			return 1;
-		}
+	if (st_account_lookup(c->r, name, id, created) == 0)
+		return 0;
+	if (st_errcode() != ST_EX_NO)
 		die_err();
-	}
-	if (!reply || st_json_get_obj(reply, "identity", &idj) < 0 ||
-	    st_identity_from_json(idj, id) < 0 ||
-	    st_json_get_int(reply, "created", 0, INT64_MAX, created) < 0)
-		st_die(ST_EX_DATAERR, "relay: bad record for %s: %s", name,
-		       st_errmsg());
-	st_json_free(reply);
-	return 0;
+	st_warn("%s", st_errmsg());
+	return 1;
 }
 
 /* One user as a line or a JSON object. */

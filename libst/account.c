@@ -290,6 +290,42 @@ int st_account_delete(struct st_relay *r, const char *password)
 	return rc;
 }
 
+int st_account_lookup(struct st_relay *r, const char *user,
+                       struct st_identity_pub *id, int64_t *created)
+{
+	struct st_json *reply = NULL, *idj;
+	const char *code, *name;
+	char path[64];
+	size_t n;
+	long status;
+	int rc;
+
+	if (st_account_name_ok(user) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/v1/users/%s", user);
+	if (st_relay_call(r, "GET", path, NULL, 0, &status, &reply,
+	                  &code) < 0) {
+		st_json_free(reply);
+		if (status == 404)
+			return st_error(ST_EX_NO, "no such user: %s", user);
+		return -1;
+	}
+	/* the record must be the one asked for, and its binding must hold */
+	rc = -1;
+	if (!reply || st_json_get_str(reply, "user", &name, &n) < 0 ||
+	    st_json_get_obj(reply, "identity", &idj) < 0 ||
+	    st_identity_from_json(idj, id) < 0 ||
+	    st_json_get_int(reply, "created", 0, INT64_MAX, created) < 0)
+		st_error_ctx("relay: bad record for %s", user);
+	else if (n != strlen(user) || memcmp(name, user, n))
+		st_error(ST_EX_DATAERR, "relay: asked for %s, got another "
+		         "user's record", user);
+	else
+		rc = 0;
+	st_json_free(reply);
+	return rc;
+}
+
 static int keys_info(struct st_relay *r, int64_t *opks, int64_t *spk_id)
 {
 	struct st_json *reply = NULL;

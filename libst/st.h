@@ -1395,6 +1395,14 @@ int st_account_logout(struct st_relay *r);
 /* Remove $ST_HOME/token and the expiry from the config. */
 int st_account_forget_token(void);
 /*
+ * GET /v1/users/USER: the identity the relay serves for user (binding
+ * verified, the record checked to be user's) and when the account was
+ * created.  No such user: ST_EX_NO; a bad name ST_EX_USAGE; a malformed
+ * record ST_EX_DATAERR.
+ */
+int st_account_lookup(struct st_relay *r, const char *user,
+                      struct st_identity_pub *id, int64_t *created);
+/*
  * DELETE /v1/accounts/me with the password; then the token and the
  * config's "user" go (keys, peers and the vault stay).  Wrong password:
  * ST_EX_NOPERM, nothing changed.

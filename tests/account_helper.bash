@@ -81,7 +81,8 @@ drain() {
 }
 
 # fake_relay MODE: a hostile "relay" (python3) answering every request the
-# MODE way: redirect, 500, html, huge, escape.  Sets FAKE_URL, FAKE_PID.
+# MODE way: redirect, 500, html, huge, escape, or file:PATH (200 with the
+# file as the body).  Sets FAKE_URL, FAKE_PID.
 fake_relay() {
 	local port
 	port=$(free_port)
@@ -121,6 +122,12 @@ class H(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(chunk)
             except Exception:
                 pass
+        elif mode.startswith("file:"):
+            body = open(mode[5:], "rb").read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif mode == "escape":
             body = (b'{"error":"bad_json","message":"\\u001b]52;c;cHduZWQ='
                     b'\\u0007\\u001b[2J owned"}')

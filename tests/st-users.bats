@@ -272,3 +272,29 @@ print([json.loads(l)["trust"] for l in sys.stdin if json.loads(l)["user"] == "al
 	run setsid st-users verify alice "$(safety alice)" </dev/null
 	[ "$status" -eq 0 ]
 }
+
+@test "a relay's record is checked: another user's, or a broken binding, exits 65" {
+	relay
+	reg alice
+	reg bob
+	api GET /v1/users/alice | sed 's/^200 //' >"$BATS_TEST_TMPDIR/alice.json"
+	fake_relay "file:$BATS_TEST_TMPDIR/alice.json"
+	run st-users -r "$FAKE_URL" carol
+	[ "$status" -eq 65 ]
+	[[ "$output" == *"asked for carol, got another user's record"* ]]
+	[ ! -e "$ST_HOME/peers/carol.json" ]
+	kill "$FAKE_PID"
+	python3 - "$BATS_TEST_TMPDIR/alice.json" <<'PY'
+import json, sys
+f = sys.argv[1]
+o = json.load(open(f))
+b = o["identity"]["bind"]
+o["identity"]["bind"] = ("B" if b[0] == "A" else "A") + b[1:]
+open(f, "w").write(json.dumps(o))
+PY
+	fake_relay "file:$BATS_TEST_TMPDIR/alice.json"
+	run st-users -r "$FAKE_URL" alice
+	[ "$status" -eq 65 ]
+	[[ "$output" == *"bad record for alice"* ]]
+	[ ! -e "$ST_HOME/peers/alice.json" ]
+}
