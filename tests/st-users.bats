@@ -298,3 +298,28 @@ PY
 	[[ "$output" == *"bad record for alice"* ]]
 	[ ! -e "$ST_HOME/peers/alice.json" ]
 }
+
+@test "a directory of more than one page is listed whole, sorted, once" {
+	relay --no-rate-limits
+	reg alice
+	reg bob
+	# 521 more accounts sharing alice's public keys (the relay allows it)
+	api POST /v1/users/alice/bundle '{}' | sed 's/^200 //' >"$BATS_TEST_TMPDIR/b.json"
+	python3 - "$BATS_TEST_TMPDIR/b.json" <<'PY'
+import json, os, sys, urllib.request
+b = json.load(open(sys.argv[1]))
+for i in range(521):
+    body = json.dumps({"user": "u%03d" % i, "password": "correct horse",
+                       "identity": b["identity"], "spk": b["spk"]}).encode()
+    req = urllib.request.Request(os.environ["RELAY_URL"] + "/v1/accounts",
+                                 data=body, method="POST")
+    req.add_header("Content-Type", "application/json")
+    assert urllib.request.urlopen(req, timeout=10).status == 201
+PY
+	st-users >"$BATS_TEST_TMPDIR/list"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/list")" -eq 523 ]
+	sort -u "$BATS_TEST_TMPDIR/list" | cmp - "$BATS_TEST_TMPDIR/list"
+	[ "$(head -n 2 "$BATS_TEST_TMPDIR/list" | tr '\n' ' ')" = "alice bob " ]
+	[ "$(tail -n 1 "$BATS_TEST_TMPDIR/list")" = u520 ]
+	[ "$(st-users -j | wc -l)" -eq 523 ]
+}
