@@ -269,6 +269,7 @@ struct st_inbox *st_inbox_open(void)
 	unsigned char *buf = NULL;
 	size_t len = 0, expired = 0;
 	int64_t now = st_now_ms();
+	int torn;
 	char *p, *nl;
 
 	b->fd = -1;
@@ -282,6 +283,7 @@ struct st_inbox *st_inbox_open(void)
 		buf = NULL;
 		len = 0;
 	}
+	torn = len && buf[len - 1] != '\n';
 	rehash(b);
 	for (p = (char *)buf; p && p < (char *)buf + len; p = nl + 1) {
 		if (!(nl = memchr(p, '\n', (size_t)((char *)buf + len - p))))
@@ -298,7 +300,7 @@ struct st_inbox *st_inbox_open(void)
 		st_error(ST_EX_CANTCREAT, "cannot open %s:", b->path);
 		goto fail;
 	}
-	if (len && buf[len - 1] != '\n' && append(b, "\n") < 0)
+	if (torn && append(b, "\n") < 0)
 		goto fail;
 	if (expired > 1000 || b->lines > 4 * b->n + 1000) {
 		if (compact(b, now) < 0)
