@@ -15,6 +15,8 @@
  *   the fixed inputs and compares it byte for byte, so the wire format
  *   cannot drift unnoticed, and it decrypts the frozen envelopes, each
  *   after tampered twins that must fail and leave the state unchanged.
+ *   tests/vectors/verify.py checks the same file against the SPEC with
+ *   an independent implementation (pyca/cryptography).
  * - X3DH checks the bundle's signatures before any DH, and the OPK
  *   deletion is signalled on the first decryption only.
  *
