@@ -53,38 +53,51 @@ static void close_ctx(struct ctx *c)
 	free(c->url);
 }
 
-static void do_login(struct ctx *c, const char *pwfile)
-{
+/* The secrets of a log-in, static so that they are wiped at exit on
+ * every way out, die() included. */
+static struct {
+	char *pw;
 	struct st_identity id;
 	struct st_prekeys pk;
+} sec;
+
+static void wipe_secrets(void)
+{
+	st_free_str_secret(sec.pw);
+	sec.pw = NULL;
+	st_prekeys_free(&sec.pk);
+	st_identity_wipe(&sec.id);
+}
+
+static void do_login(struct ctx *c, const char *pwfile)
+{
 	struct st_upkeep u;
-	char prompt[80], *pw, when[20];
+	char prompt[80], when[20];
 	int64_t expires;
 	int lock;
 
+	atexit(wipe_secrets);
 	snprintf(prompt, sizeof(prompt), "password for %s: ", c->user);
-	if (!(pw = st_read_secret(pwfile, prompt)))
+	if (!(sec.pw = st_read_secret(pwfile, prompt)))
 		die_err();
-	if (st_account_password_ok(pw) < 0)
+	if (st_account_password_ok(sec.pw) < 0)
 		die_err();
 	if ((lock = st_home_lock(LOCK_MS)) < 0)
 		die_err();
 	/* the keys open before the relay hears from us: a wrong passphrase
 	 * or a damaged key file stops st-login with nothing changed */
-	if (st_keystore_load_identity(&id) < 0)
+	if (st_keystore_load_identity(&sec.id) < 0)
 		die_err();
-	if (st_prekeys_load(&pk) < 0)
+	if (st_prekeys_load(&sec.pk) < 0)
 		die_err();
-	if (st_account_login(c->r, c->user, pw, &expires) < 0)
+	if (st_account_login(c->r, c->user, sec.pw, &expires) < 0)
 		die_err();
-	st_free_str_secret(pw);
 	st_time_format(expires, when);
 	fprintf(stderr, "st-login: logged in as %s at %s until %s\n", c->user,
 	        c->url, when);
-	if (st_account_upkeep(c->r, &id, &pk, st_now_ms(), &u) < 0)
+	if (st_account_upkeep(c->r, &sec.id, &sec.pk, st_now_ms(), &u) < 0)
 		st_die(st_errcode(), "logged in, but %s", st_errmsg());
-	st_prekeys_free(&pk);
-	st_identity_wipe(&id);
+	wipe_secrets();
 	st_unlock(lock);
 	if (u.opks_added || u.spk_uploaded)
 		fprintf(stderr, "st-login: uploaded %zu one-time prekeys%s; the "

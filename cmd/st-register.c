@@ -43,24 +43,39 @@ static struct st_relay *relay(const char *flag, const struct st_json *cfg,
 	return r;
 }
 
-/* The password: asked twice on a terminal, so a typo cannot lock us out. */
-static char *new_password(const char *file, const char *user)
+/* The secrets in hand, static so that they are wiped at exit on every
+ * way out, die() included. */
+static struct {
+	char *pw, *again;
+	struct st_identity id;
+	struct st_prekeys pk;
+} sec;
+
+static void wipe_secrets(void)
 {
-	char prompt[80], *pw, *again;
+	st_free_str_secret(sec.pw);
+	st_free_str_secret(sec.again);
+	sec.pw = sec.again = NULL;
+	st_prekeys_free(&sec.pk);
+	st_identity_wipe(&sec.id);
+}
+
+/* The password: asked twice on a terminal, so a typo cannot lock us out. */
+static void new_password(const char *file, const char *user)
+{
+	char prompt[80];
 
 	snprintf(prompt, sizeof(prompt), "new password for %s: ", user);
-	if (!(pw = st_read_secret(file, prompt)))
+	if (!(sec.pw = st_read_secret(file, prompt)))
 		die_err();
 	if (!file) {
-		if (!(again = st_read_secret(NULL, "new password again: ")))
+		if (!(sec.again = st_read_secret(NULL, "new password again: ")))
 			die_err();
-		if (strcmp(pw, again))
+		if (strcmp(sec.pw, sec.again))
 			st_die(ST_EX_USAGE, "passwords do not match");
-		st_free_str_secret(again);
 	}
-	if (st_account_password_ok(pw) < 0)
+	if (st_account_password_ok(sec.pw) < 0)
 		die_err();
-	return pw;
 }
 
 /* Our keys, made now when there are none (unprotected: see st-keygen). */
@@ -88,12 +103,10 @@ static void keys(struct st_identity *id, struct st_prekeys *pk)
 static void do_register(const char *flag, int insecure, const char *pwfile,
                         const char *user)
 {
-	struct st_identity id;
-	struct st_prekeys pk;
 	struct st_json *cfg;
 	struct st_relay *r;
 	const char *old = NULL;
-	char *url, *pw, when[20];
+	char *url, when[20];
 	int64_t expires;
 	int lock;
 
@@ -108,23 +121,21 @@ static void do_register(const char *flag, int insecure, const char *pwfile,
 			       old, user);
 	}
 	r = relay(flag, cfg, insecure, &url);
-	pw = new_password(pwfile, user);
+	new_password(pwfile, user);
 	if ((lock = st_home_lock(LOCK_MS)) < 0)
 		die_err();
-	keys(&id, &pk);
-	if (st_account_register(r, user, pw, &id, &pk) < 0)
+	keys(&sec.id, &sec.pk);
+	if (st_account_register(r, user, sec.pw, &sec.id, &sec.pk) < 0)
 		die_err();
-	st_prekeys_free(&pk);
-	st_identity_wipe(&id);
 	st_json_set_str(cfg, "relay", url);
 	st_json_set_str(cfg, "user", user);
 	if (st_config_save(cfg) < 0)
 		die_err();
-	if (st_account_login(r, user, pw, &expires) < 0)
+	if (st_account_login(r, user, sec.pw, &expires) < 0)
 		st_die(st_errcode(), "registered %s, but %s; run st-login", user,
 		       st_errmsg());
 	st_unlock(lock);
-	st_free_str_secret(pw);
+	wipe_secrets();
 	st_time_format(expires, when);
 	fprintf(stderr, "st-register: registered %s at %s; logged in until "
 	        "%s\n", user, url, when);
@@ -156,7 +167,7 @@ static void do_delete(const char *flag, int insecure, const char *pwfile)
 	struct st_json *cfg;
 	struct st_relay *r;
 	const char *user;
-	char *url, *pw, prompt[80];
+	char *url, prompt[80];
 	int64_t opks;
 	int lock;
 
@@ -168,17 +179,17 @@ static void do_delete(const char *flag, int insecure, const char *pwfile)
 	opks = relay_opks(r);
 	snprintf(prompt, sizeof(prompt), "password of %s (to delete the "
 	         "account): ", user);
-	if (!(pw = st_read_secret(pwfile, prompt)))
+	if (!(sec.pw = st_read_secret(pwfile, prompt)))
 		die_err();
-	if (st_account_password_ok(pw) < 0)
+	if (st_account_password_ok(sec.pw) < 0)
 		die_err();
 	if ((lock = st_home_lock(LOCK_MS)) < 0)
 		die_err();
 	/* user lives in cfg, which the deletion rewrites on disk only */
-	if (st_account_delete(r, pw) < 0)
+	if (st_account_delete(r, sec.pw) < 0)
 		die_err();
 	st_unlock(lock);
-	st_free_str_secret(pw);
+	wipe_secrets();
 	fprintf(stderr, "st-register: deleted the account %s at %s: the relay "
 	        "dropped its identity, its signed prekey and %lld one-time "
 	        "prekeys, its queued messages and every session token\n",
@@ -230,6 +241,7 @@ int main(int argc, char **argv)
 		st_die(ST_EX_USAGE, "--password-file and --passphrase-file "
 		       "cannot both be standard input");
 	umask(077);
+	atexit(wipe_secrets);
 	st_keystore_set_passphrase_file(passfile);
 	if (del)
 		do_delete(flag, insecure, pwfile);
