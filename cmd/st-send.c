@@ -72,11 +72,17 @@ static void read_body(const struct opts *o, struct st_send *s,
 
 static int mine(const struct st_send *s, const char *name)
 {
-	for (size_t i = 0; s && i < s->nto; i++)
+	for (size_t i = 0; s && s->queued && i < s->nto; i++)
 		if (!strcmp(s->queued[i], name))
 			return 1;
 	return 0;
 }
+
+/* Users whose copy the relay refused for a changed key (--trust-new). */
+struct retry {
+	char (*user)[ST_USER_MAX + 1];
+	size_t n;
+};
 
 static void print_sent(const struct st_outbox_entry *e, int json)
 {
@@ -104,7 +110,7 @@ static void print_sent(const struct st_outbox_entry *e, int json)
  */
 static int flush(struct st_relay *r, const struct st_identity_pub *me,
                  const char *user, const struct st_send *s,
-                 const struct opts *o, int *first)
+                 const struct opts *o, int *first, struct retry *re)
 {
 	struct st_outbox_entry *e;
 	size_t n, old = 0, kept = 0;
@@ -119,7 +125,14 @@ static int flush(struct st_relay *r, const struct st_identity_pub *me,
 			print_sent(&e[i], o->json);
 		else if (e[i].status == ST_OUTBOX_SENT)
 			old++;
-		else if (e[i].status == ST_OUTBOX_REFUSED) {
+		else if (e[i].status == ST_OUTBOX_REFUSED && own && re &&
+		         o->trust_new && e[i].code == ST_EX_IDENTITY) {
+			st_warn("%s: identity changed; accepting the new key "
+			        "(--trust-new=always) and sending again", e[i].to);
+			re->user = st_realloc(re->user, (re->n + 1) *
+			                      sizeof(*re->user));
+			memcpy(re->user[re->n++], e[i].to, sizeof(e[i].to));
+		} else if (e[i].status == ST_OUTBOX_REFUSED) {
 			st_warn("%s: not sent%s: %s", e[i].to, own ? ""
 			        : " (queued by an earlier run)", e[i].why);
 			if (!*first)
@@ -138,6 +151,38 @@ static int flush(struct st_relay *r, const struct st_identity_pub *me,
 		st_warn("%s", st_errmsg());
 	st_outbox_free(e, n);
 	return code;
+}
+
+/*
+ * --trust-new=always, for copies the relay refused because the key
+ * changed behind a session: accept the new key, start a new session and
+ * send the same message (same id, same "to") to those users again.
+ */
+static int resend(struct st_relay *r, const struct st_identity *me,
+                  const char *user, const struct st_send *s,
+                  const struct opts *o, struct retry *re, int *first)
+{
+	struct st_send t = *s;
+	const char **to = st_calloc(re->n, sizeof(*to));
+	int rc;
+
+	for (size_t i = 0; i < re->n; i++) {
+		if (st_send_retrust(r, re->user[i]) < 0)
+			die_err();
+		to[i] = re->user[i];
+	}
+	t.to = to;
+	t.nto = re->n;
+	t.group = s->to;
+	t.ngroup = s->nto;
+	t.keep_msgid = 1;
+	t.queued = NULL;
+	if (st_send_queue(r, me, user, &t) < 0)
+		die_err();
+	rc = flush(r, &me->pub, user, &t, o, first, NULL);
+	free(t.queued);
+	free(to);
+	return rc;
 }
 
 static void parse(int argc, char **argv, struct opts *o)
@@ -210,6 +255,7 @@ int main(int argc, char **argv)
 {
 	struct opts o;
 	struct st_send s;
+	struct retry re = { NULL, 0 };
 	struct st_identity me;
 	struct st_json *cfg;
 	struct st_relay *r;
@@ -241,7 +287,7 @@ int main(int argc, char **argv)
 
 		/* leftovers of earlier runs go first, and do not stop us */
 		if (st_outbox_count(&left) == 0 && left)
-			flush(r, &me.pub, user, NULL, &o, &first);
+			flush(r, &me.pub, user, NULL, &o, &first, NULL);
 		s.to = (const char *const *)o.to;
 		s.nto = o.nto;
 		s.files = o.files;
@@ -250,7 +296,9 @@ int main(int argc, char **argv)
 		if (st_send_queue(r, &me, user, &s) < 0)
 			die_err();
 	}
-	rc = flush(r, o.flush ? NULL : &me.pub, user, &s, &o, &first);
+	rc = flush(r, o.flush ? NULL : &me.pub, user, &s, &o, &first, &re);
+	if (re.n)
+		rc = resend(r, &me, user, &s, &o, &re, &first);
 	st_unlock(lock);
 	if (!o.flush)
 		st_identity_wipe(&me);
@@ -258,6 +306,7 @@ int main(int argc, char **argv)
 		rc = first;
 	st_free_secret(buf, s.bodylen);
 	free(s.queued);
+	free(re.user);
 	free(o.files);
 	st_relay_free(r);
 	free(url);

@@ -674,7 +674,7 @@ static int handle(struct st_recv *c, struct batch *b, const char *relay,
 	size_t ptlen = 0;
 	char hash[33], why[512];
 	struct job *j;
-	int rc, stored;
+	int rc, stored, undec;
 
 	if (rec && rec->done) {
 		if (c->o.exec && rec->hook_failed && !rec->hook_done)
@@ -735,9 +735,15 @@ static int handle(struct st_recv *c, struct batch *b, const char *relay,
 	}
 	/* resuming after a crash: stored already, or the state moved on */
 	stored = rec && c->vault && st_vault_has(c->vault, rec->item);
+	undec = rec && !strcmp(rec->msgid, "-");
+	if (rec && undec && !stored && rc < 0) {
+		st_envelope_free(&env);
+		return undecryptable(c, b, relay, from, rts, envj, hash, why);
+	}
 	if (rec && (stored || rc < 0)) {
+		/* a one-time prekey goes only once its message had decrypted */
 		rc = rc == 0 ? commit(b, from, sess, &env, info.opk_used)
-		     : commit(b, from, sess, &env, 1);
+		     : commit(b, from, sess, &env, !undec);
 		st_free_secret(pt, ptlen);
 		st_envelope_free(&env);
 		if (rc < 0 || st_inbox_mark(b->log, relay, 'D') < 0)
@@ -756,9 +762,9 @@ static int handle(struct st_recv *c, struct batch *b, const char *relay,
 		snprintf(why, sizeof(why), "%s", st_errmsg());
 		st_free_secret(pt, ptlen);
 		b->njobs--;
-		rc = undecryptable(c, b, relay, from, rts, envj, hash, why);
+		rc = commit(b, from, sess, &env, info.opk_used);
 		if (rc == 0)
-			rc = commit(b, from, sess, &env, info.opk_used);
+			rc = undecryptable(c, b, relay, from, rts, envj, hash, why);
 		st_envelope_free(&env);
 		return rc;
 	}

@@ -185,6 +185,17 @@ static int resolve(struct st_relay *rl, const struct st_identity *me,
 	return st_ratchet_initiate(x->r, me, me_user, &b, NULL);
 }
 
+int st_send_retrust(struct st_relay *rl, const char *user)
+{
+	struct st_identity_pub served;
+	struct st_peer p;
+	int changed;
+
+	if (directory(rl, user, &served) < 0)
+		return -1;
+	return st_peer_trust(user, &served, st_now_ms(), &p, &changed);
+}
+
 /* ---- attachments ---- */
 
 static int attach(struct st_relay *rl, const char *path,
@@ -248,12 +259,12 @@ static int encode(struct st_send *s, struct st_msg_file *files,
 	struct st_msg m;
 
 	memset(&m, 0, sizeof(m));
-	if (st_msg_new_id(s->msgid) < 0)
+	if (!s->keep_msgid && st_msg_new_id(s->msgid) < 0)
 		return -1;
 	memcpy(m.id, s->msgid, 33);
 	m.ts = st_now_ms();
-	m.to = (char **)s->to;
-	m.nto = s->nto;
+	m.to = (char **)(s->group ? s->group : s->to);
+	m.nto = s->group ? s->ngroup : s->nto;
 	m.has_body = s->has_body;
 	m.body = (unsigned char *)s->body;
 	m.bodylen = s->bodylen;

@@ -1518,6 +1518,9 @@ struct st_send {
 	const char *const *files;       /* paths to attach */
 	size_t nfiles;
 	int trust_new;                  /* --trust-new=always */
+	const char *const *group;       /* the "to" list when it is not `to` */
+	size_t ngroup;                  /* (a resend to part of a group) */
+	int keep_msgid;                 /* msgid is given: reuse it */
 	/* filled in: */
 	char msgid[33];
 	char (*queued)[ST_OUTBOX_NAME_MAX]; /* nto names of outbox entries */
@@ -1537,6 +1540,12 @@ int st_send_queue(struct st_relay *r, const struct st_identity *me,
                   const char *me_user, struct st_send *s);
 /* The largest inner message (padded) whose envelope the relay takes. */
 size_t st_send_max_plain(void);
+/*
+ * Accept the identity the directory serves for user now (the relay
+ * refused a message with 409 identity_changed and --trust-new=always is
+ * given): a new pin, and the old session dropped.  Lock held.
+ */
+int st_send_retrust(struct st_relay *r, const char *user);
 
 /*
  * inbox.c: st-recv's journal $ST_HOME/inbox.log (format in inbox.c): per

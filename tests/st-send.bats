@@ -156,6 +156,17 @@ sys.stdout.buffer.write(base64.urlsafe_b64decode(d + "=" * (-len(d) % 4)))' \
 	[ -z "$(ls "$ST_HOME/outbox")" ]
 	[ "$(mailbox carol)" -eq 2 ]
 	[ "$(mailbox bob2)" -eq 0 ]
+	# a bot accepts the new key and the copy goes again, same message id
+	run st-send -j --trust-new=always -m "three" carol bob
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"accepting the new key"* ]]
+	mid=$(echo "$output" | grep '"to":"carol"' | jfield msgid)
+	export ST_HOME=$BATS_TEST_TMPDIR/bob2
+	out=$(st-recv -j)
+	[ "$(echo "$out" | jfield text)" = three ]
+	[ "$(echo "$out" | jfield id)" = "$mid" ]
+	echo "$out" | "$PY" -c 'import json,sys
+assert json.load(sys.stdin)["to"] == ["carol", "bob"]'
 }
 
 @test "st-send: relay down is exit 69 with the message kept; the next run sends it once" {
