@@ -44,13 +44,34 @@ static int exists(const char *name)
 	return rc;
 }
 
+/* The secrets in hand, static so that they are wiped at exit on every
+ * way out, die() included: the keys, and key files read to be rewritten
+ * (buf[2] is the vault key carried over by -f). */
+static struct {
+	struct st_identity id;
+	struct st_prekeys pk;
+	unsigned char *buf[3];
+	size_t len[3];
+} sec;
+
+static void wipe_secrets(void)
+{
+	st_identity_wipe(&sec.id);
+	st_prekeys_free(&sec.pk);
+	for (size_t i = 0; i < 3; i++) {
+		if (sec.buf[i])
+			st_free_secret(sec.buf[i], sec.len[i]);
+		sec.buf[i] = NULL;
+	}
+}
+
 /* Wrap the existing keys in place: nothing new is generated. */
 static void protect_existing(void)
 {
 	static const char *const files[] = { "prekeys.json", "vault.key" };
-	unsigned char *buf[2] = { NULL, NULL };
-	size_t len[2] = { 0, 0 };
-	struct st_identity id;
+	unsigned char **buf = sec.buf;
+	size_t *len = sec.len;
+	struct st_identity *id = &sec.id;
 	char *p[2];
 
 	if (st_keystore_protected() != 0)
@@ -58,7 +79,7 @@ static void protect_existing(void)
 		       "use -f to replace them", st_home());
 	/* read everything first: a file that does not open stops us before
 	 * anything is rewritten */
-	if (st_keystore_load_identity(&id) < 0)
+	if (st_keystore_load_identity(id) < 0)
 		die_err();
 	for (size_t i = 0; i < 2; i++) {
 		p[i] = st_home_path(files[i]);
@@ -67,16 +88,14 @@ static void protect_existing(void)
 			die_err();
 	}
 	if (st_keystore_new_passphrase() < 0 ||
-	    st_keystore_save_identity(&id) < 0)
+	    st_keystore_save_identity(id) < 0)
 		die_err();
-	st_identity_wipe(&id);
 	for (size_t i = 0; i < 2; i++) {
 		if (buf[i] && st_keystore_write(p[i], buf[i], len[i]) < 0)
 			die_err();
-		if (buf[i])
-			st_free_secret(buf[i], len[i]);
 		free(p[i]);
 	}
+	wipe_secrets();
 	fprintf(stderr, "st-keygen: keys in %s are now passphrase-protected\n",
 	        st_home());
 }
@@ -99,42 +118,39 @@ static unsigned char *old_vault_key(size_t *n)
 
 static void generate(int protect)
 {
-	struct st_identity id;
-	struct st_prekeys pk;
 	struct st_vault *v;
 	struct st_json *cfg;
-	unsigned char *vk;
-	size_t vklen = 0;
 	const char *user = NULL;
 	char *p;
+	int carried;
 
-	vk = old_vault_key(&vklen);
+	sec.buf[2] = old_vault_key(&sec.len[2]);
+	carried = sec.buf[2] != NULL;
 	if (protect) {
 		if (st_keystore_new_passphrase() < 0)
 			die_err();
 	} else {
 		st_keystore_set_protect(0);
 	}
-	if (st_identity_generate(&id) < 0 ||
-	    st_prekeys_init(&pk, &id, st_now_ms()) < 0 ||
-	    st_keystore_save_identity(&id) < 0 || st_prekeys_save(&pk) < 0)
+	if (st_identity_generate(&sec.id) < 0 ||
+	    st_prekeys_init(&sec.pk, &sec.id, st_now_ms()) < 0 ||
+	    st_keystore_save_identity(&sec.id) < 0 ||
+	    st_prekeys_save(&sec.pk) < 0)
 		die_err();
-	st_prekeys_free(&pk);
-	st_identity_wipe(&id);
-	if (vk) {
+	if (carried) {
 		p = st_home_path("vault.key");
-		if (st_keystore_write(p, vk, vklen) < 0)
+		if (st_keystore_write(p, sec.buf[2], sec.len[2]) < 0)
 			die_err();
 		free(p);
-		st_free_secret(vk, vklen);
 	} else {
 		if (!(v = st_vault_open(1)))
 			die_err();
 		st_vault_close(v);
 	}
+	wipe_secrets();
 	fprintf(stderr, "st-keygen: created an identity, a signed prekey, %d "
 	        "one-time prekeys%s in %s%s\n", ST_OPK_TARGET,
-	        vk ? "" : " and the vault key", st_home(),
+	        carried ? "" : " and the vault key", st_home(),
 	        protect ? ", passphrase-protected" : "");
 	cfg = st_config_load();
 	if (cfg && st_json_get(cfg, "user") &&
@@ -234,6 +250,7 @@ int main(int argc, char **argv)
 		show(json);
 	} else {
 		umask(077);
+		atexit(wipe_secrets);
 		st_keystore_set_passphrase_file(passfile);
 		if ((lock = st_home_lock(LOCK_MS)) < 0 ||
 		    (has = st_keystore_has_keys()) < 0)
