@@ -12,12 +12,16 @@ TK=$ST_BUILD_DIR/tests/st-testkeys
 # the system interpreter: a version manager's shim costs half a second a call
 PY=$(command -v /usr/bin/python3 || command -v python3)
 
-# free_port: a loopback port nobody listens on now (no interpreter start-up).
+# free_port: a loopback port nobody listens on now (no interpreter start-up),
+# below the kernel's ephemeral range so no client socket of a parallel test
+# holds it.
 free_port() {
-	local p
+	local p lo
 
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+	[ "$lo" -gt 11000 ] || lo=61000
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || break
 	done
 	echo "$p"
@@ -33,7 +37,16 @@ setup() {
 # relay [flags...]: st-relay with test-cheap Argon2 (the flags under test
 # follow, so they can override).
 relay() {
-	start_relay --argon2-m 64 --argon2-t 1 "$@"
+	local try
+
+	# another test may take the port between the probe and the bind
+	for try in 1 2 3; do
+		start_relay --argon2-m 64 --argon2-t 1 "$@" 2>"$BATS_TEST_TMPDIR/start.err" && return 0
+		grep -q 'Address already in use' "$BATS_TEST_TMPDIR/relay.log" || break
+		wait "$RELAY_PID" 2>/dev/null || true
+	done
+	cat "$BATS_TEST_TMPDIR/start.err" >&2
+	return 1
 }
 
 # call METHOD PATH [TOKEN [BODY]]: print the status; the body is in $OUT,
@@ -75,6 +88,7 @@ header() {
 
 # register USER [NOPKS]: create USER (keys in $BATS_TEST_TMPDIR/USER.key).
 register() {
+	rm -f "$BATS_TEST_TMPDIR/$1.toik"
 	"$TK" register "$1" "pw-$1-secret" "$BATS_TEST_TMPDIR/$1.key" \
 	    "${2:-0}" >"$BATS_TEST_TMPDIR/$1.reg"
 	expect 201 -- POST /v1/accounts "" "@$BATS_TEST_TMPDIR/$1.reg"
@@ -86,8 +100,13 @@ login() {
 	    "{\"user\":\"$1\",\"password\":\"pw-$1-secret\"}" >&2 && jget token
 }
 
+# toik USER: USER's to_ik (computed once per key; register forgets it).
 toik() {
-	"$TK" toik "$BATS_TEST_TMPDIR/$1.key"
+	local f=$BATS_TEST_TMPDIR/$1.toik v
+
+	[ -s "$f" ] || "$TK" toik "$BATS_TEST_TMPDIR/$1.key" >"$f"
+	read -r v <"$f"
+	echo "$v"
 }
 
 # cid N: a client_id.
