@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -160,6 +161,7 @@ struct counted {
 	st_sink_fn sink;
 	void *ctx;
 	uint64_t got, want;
+	int tty, pct;                   /* a progress bar, as for uploads */
 };
 
 static int sink_counted(void *ctx, const void *p, size_t n)
@@ -170,6 +172,10 @@ static int sink_counted(void *ctx, const void *p, size_t n)
 		return st_error(ST_EX_DATAERR, "attachment is larger than "
 		                "announced");
 	c->got += n;
+	if (c->tty && (int)(c->got * 100 / c->want) != c->pct) {
+		c->pct = (int)(c->got * 100 / c->want);
+		fprintf(stderr, "\rdownload %3d%%", c->pct);
+	}
 	return c->sink(c->ctx, p, n);
 }
 
@@ -182,7 +188,8 @@ int st_blob_download(struct st_relay *r, const char *id, uint64_t size,
                      const unsigned char key[16], st_sink_fn sink,
                      void *ctx)
 {
-	struct counted c = { sink, ctx, 0, size };
+	struct counted c = { sink, ctx, 0, size,
+	                     size >= (1u << 20) && isatty(2), -1 };
 	struct st_stream_dec *d;
 	char path[BLOB_ID_MAX + 16];
 	int rc;
@@ -198,6 +205,8 @@ int st_blob_download(struct st_relay *r, const char *id, uint64_t size,
 	if (rc == 0)
 		rc = st_stream_dec_finish(d);
 	st_stream_dec_free(d);
+	if (c.pct >= 0)
+		fputc('\n', stderr);
 	if (rc == 0 && c.got != size)
 		rc = st_error(ST_EX_DATAERR, "attachment is shorter than "
 		              "announced");

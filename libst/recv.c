@@ -38,6 +38,16 @@
 #define FILES_MAX 64
 #define HOLD_MS 60000                   /* a failed hook is retried after */
 
+/* Tests kill the process at a named step (ST_TEST_CRASH=step) to prove
+ * that a rerun finishes what a crash interrupted. */
+static void crash_point(const char *step)
+{
+	const char *e = getenv("ST_TEST_CRASH");
+
+	if (e && !strcmp(e, step))
+		raise(SIGKILL);
+}
+
 struct held {
 	char relay[32];
 	int64_t until;
@@ -515,6 +525,7 @@ static int store(struct st_recv *c, struct batch *b, struct job *j,
 	}
 	if (st_inbox_begin(b->log, &rec) < 0)
 		return -1;
+	crash_point("recv-journal");
 	j->files = st_calloc(j->m.nfiles ? j->m.nfiles : 1, sizeof(*j->files));
 	files = st_json_array();
 	for (size_t i = 0; i < j->m.nfiles; i++) {
@@ -543,6 +554,7 @@ static int store(struct st_recv *c, struct batch *b, struct job *j,
 			     "%s", f->name, j->relay, j->from, f->error);
 		}
 	}
+	crash_point("recv-files");
 	if (c->o.no_vault) {
 		st_json_free(files);
 		j->item[0] = '\0';
@@ -781,7 +793,9 @@ static int handle(struct st_recv *c, struct batch *b, const char *relay,
 		return 0;
 	}
 	if (store(c, b, j, rec, hash) < 0 ||
+	    (crash_point("recv-stored"), 0) ||
 	    commit(b, from, sess, &env, info.opk_used) < 0 ||
+	    (crash_point("recv-committed"), 0) ||
 	    st_inbox_mark(b->log, relay, 'D') < 0) {
 		free_job(j);
 		b->njobs--;
@@ -1029,10 +1043,12 @@ int st_recv_poll(struct st_recv *c, int wait, int limit, int lock_ms,
 	end(&b, lock);
 	st_json_free(reply);
 	/* the lock is free while we print and hooks run: a hook may st-send */
+	crash_point("recv-done");
 	if (b.njobs) {
 		ok = st_calloc(b.njobs, sizeof(*ok));
 		deliver(c, &b, ok);
 	}
+	crash_point("recv-printed");
 	if (c->o.exec && b.njobs) {
 		int rc2 = begin(c, &b, lock_ms, &lock);
 

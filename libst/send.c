@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +22,15 @@
 
 #define SESSION_MAX (16 * 1024 * 1024)
 #define RELAY_ENVELOPE_MAX 65536        /* the relay's default envelope cap */
+
+/* Tests kill the process at a named step (ST_TEST_CRASH=step). */
+static void crash_point(const char *step)
+{
+	const char *e = getenv("ST_TEST_CRASH");
+
+	if (e && !strcmp(e, step))
+		raise(SIGKILL);
+}
 
 /* ---- ratchet/NAME.json ---- */
 
@@ -317,6 +327,7 @@ int st_send_queue(struct st_relay *rl, const struct st_identity *me,
 			goto out;
 		/* durable state first: the envelope must never outlive it */
 		if (st_session_save(x[i].user, x[i].r) < 0 ||
+		    (crash_point("send-committed"), 0) ||
 		    st_outbox_add(x[i].user, &x[i].pin.id, s->msgid, &env,
 		                  s->queued[i]) < 0) {
 			st_envelope_free(&env);
@@ -324,6 +335,7 @@ int st_send_queue(struct st_relay *rl, const struct st_identity *me,
 		}
 		st_envelope_free(&env);
 	}
+	crash_point("send-queued");
 	rc = 0;
 	goto out;
 too_large:

@@ -60,3 +60,55 @@ load msg_helper
 	as alice
 	[ "$(st-recv -j | jfield text)" = back ]
 }
+
+@test "st-recv: killed at each step, a rerun finishes the message once" {
+	users alice bob
+	printf 'attached\n' >"$BATS_TEST_TMPDIR/att"
+	# the first message starts the session (X3DH, a one-time prekey)
+	for step in recv-committed recv-journal recv-files recv-stored \
+	    recv-done recv-printed; do
+		as alice
+		st-send -m "s-$step" -a "$BATS_TEST_TMPDIR/att" bob >/dev/null
+		as bob
+		run env ST_TEST_CRASH=$step st-recv
+		[ "$status" -eq 137 ]
+		run st-recv
+		[ "$status" -eq 0 ]
+		[ "$(mailbox bob)" -eq 0 ]
+	done
+	texts=$(vault_texts bob)
+	echo "$texts" | sort | uniq -d >&3
+	[ "$(echo "$texts" | sort | uniq -d | wc -l)" -eq 0 ]
+	[ "$(echo "$texts" | grep -c '^s-')" -eq 6 ]
+	[ "$(vault_count bob file)" -eq 6 ]
+	[ "$(vault_count bob undecryptable)" -eq 0 ]
+	# the state moved on exactly: both directions still work
+	as alice
+	st-send -m "after" bob >/dev/null
+	as bob
+	[ "$(st-recv | sed -n 2p)" = after ]
+	st-send -m "back" alice >/dev/null
+	as alice
+	[ "$(st-recv | sed -n 2p)" = back ]
+}
+
+@test "st-send: killed after the commit or after queueing: no key reused, a queued message goes once" {
+	users alice bob
+	as alice
+	st-send -m "m0" bob >/dev/null
+	run env ST_TEST_CRASH=send-committed st-send -m "lost" bob
+	[ "$status" -eq 137 ]
+	[ -z "$(ls "$ST_HOME/outbox")" ]
+	run env ST_TEST_CRASH=send-queued st-send -m "queued" bob
+	[ "$status" -eq 137 ]
+	[ "$(ls "$ST_HOME/outbox" | wc -l)" -eq 1 ]
+	st-send -m "after" bob >/dev/null 2>&1
+	[ -z "$(ls "$ST_HOME/outbox")" ]
+	as bob
+	run st-recv
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = m0 ]
+	[ "${lines[3]}" = queued ]
+	[ "${lines[5]}" = after ]
+	[ "${#lines[@]}" -eq 6 ]
+}
