@@ -229,7 +229,8 @@ static void list_prefix(struct ctx *c, const char *prefix, char **pins,
 		o = st_json_object();
 		st_json_set_str(o, "user", name);
 		st_json_set_int(o, "created", created);
-		if (bsearch(&name, pins, npins, sizeof(*pins), cmp_name) &&
+		if (npins &&
+		    bsearch(&name, pins, npins, sizeof(*pins), cmp_name) &&
 		    st_peer_load(name, &pin) == 0)
 			st_json_set_str(o, "trust", st_trust_name(pin.trust));
 		else
