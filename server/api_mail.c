@@ -21,17 +21,36 @@
 
 /* ---- POST /v1/messages ---- */
 
+/* One allocation sized for the request's entries (the arrays follow it). */
 struct post_job {
 	struct st_job j;
 	int64_t uid;
 	char user[ST_USER_MAX + 1];
 	size_t n;
-	struct st_store_msg m[MAX_ENTRIES];
-	char to[MAX_ENTRIES][ST_USER_MAX + 1];
-	char *env[MAX_ENTRIES];
-	uint64_t keys[MAX_ENTRIES];
+	struct st_store_msg *m;
+	char **env;
+	uint64_t *keys;
+	char (*to)[ST_USER_MAX + 1];
 	int64_t now;
 };
+
+static struct post_job *post_new(size_t n)
+{
+	struct post_job *p;
+	char *at;
+
+	p = st_calloc(1, sizeof(*p) + n * (sizeof(*p->m) + sizeof(*p->env) +
+	                                   sizeof(*p->keys) + sizeof(*p->to)));
+	at = (char *)(p + 1);
+	p->m = (struct st_store_msg *)at;
+	at += n * sizeof(*p->m);
+	p->env = (char **)at;
+	at += n * sizeof(*p->env);
+	p->keys = (uint64_t *)at;
+	at += n * sizeof(*p->keys);
+	p->to = (char (*)[ST_USER_MAX + 1])at;
+	return p;
+}
 
 static void post_free(struct st_job *j)
 {
@@ -156,7 +175,7 @@ void st_api_msg_post(struct st_api *a, struct st_api_req *q,
 		st_json_free(b);
 		return;
 	}
-	p = st_calloc(1, sizeof(*p));
+	p = post_new(n);
 	p->j.write = post_write;
 	p->j.finish = post_finish;
 	p->j.free = post_free;

@@ -594,7 +594,8 @@ struct st_http *st_http_start(const struct st_conf *c, struct st_api *api,
 	struct sockaddr_storage ss;
 	struct MHD_OptionItem o[16];
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+	                 MHD_USE_TURBO;
 	uint16_t port = 0;
 	int tls = 0, n = 0;
 

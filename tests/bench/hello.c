@@ -61,7 +61,8 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	                     MHD_ALLOW_SUSPEND_RESUME, (uint16_t)atoi(argv[1]),
+	                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO,
+	                     (uint16_t)atoi(argv[1]),
 	                     NULL, NULL, on_request, NULL,
 	                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 	                     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,

@@ -406,10 +406,34 @@ static void post_answer(struct conn *c, int status, const char *body,
 		post_one(c, nsend + (int)(serial % nrcpt));
 }
 
+/* CPU time (user + system) the process pid has used, in microseconds. */
+static int64_t cpu_us(long pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* the fields after the command name, which may hold spaces */
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	           &ut, &st) != 2)
+		return 0;
+	return (int64_t)((ut + st) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+static long relay_pid;
+
 static long long run_post(int nconn, int secs)
 {
 	struct conn *cs = open_conns(nconn);
-	int64_t t0 = now_us();
+	int64_t t0 = now_us(), c0 = cpu_us(relay_pid);
 	long long n;
 
 	deadline = t0 + (int64_t)secs * 1000000;
@@ -419,6 +443,9 @@ static long long run_post(int nconn, int secs)
 	}
 	loop(post_answer);
 	n = done_ok;
+	if (n)
+		printf("post_relay_cpu %.1f us/msg\n",
+		       (double)(cpu_us(relay_pid) - c0) / (double)n);
 	report("post", t0, n, "msg");
 	close_conns(cs, nconn);
 	return n;
@@ -473,13 +500,16 @@ static void fetch_answer(struct conn *c, int status, const char *body,
 static void run_fetch(void)
 {
 	struct conn *cs = open_conns(nrcpt);
-	int64_t t0 = now_us();
+	int64_t t0 = now_us(), c0 = cpu_us(relay_pid);
 
 	for (int i = 0; i < nrcpt; i++) {
 		cs[i].user = nsend + i;
 		fetch(&cs[i]);
 	}
 	loop(fetch_answer);
+	if (acked)
+		printf("fetch_ack_relay_cpu %.1f us/msg\n",
+		       (double)(cpu_us(relay_pid) - c0) / (double)acked);
 	report("fetch_ack", t0, acked, "msg");
 	close_conns(cs, nrcpt);
 }
@@ -606,6 +636,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(mode, "relay") != 0 || !pid)
 		usage();
+	relay_pid = pid;
 	nsend = 8;
 	nrcpt = nconn;
 	snprintf(envelope, sizeof(envelope), "{\"v\":1,\"hdr\":\"%040d\","
