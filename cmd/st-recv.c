@@ -16,6 +16,7 @@
 
 #define LOCK_MS 10000
 #define PAGE 100
+#define PAGE_FROM 500                   /* the relay's largest page */
 #define FOLLOW_WAIT 60
 #define UPKEEP_MS (3600LL * 1000)
 
@@ -251,10 +252,12 @@ static int run(struct st_recv *c, struct st_relay *r, struct opts *o)
 
 	memset(&st, 0, sizeof(st));
 	for (;;) {
-		long limit = o->max ? o->max - (long)total : PAGE;
+		/* with --from, look further past other senders' messages */
+		long page = o->r.from ? PAGE_FROM : PAGE;
+		long limit = o->max ? o->max - (long)total : page;
 
-		if (limit > PAGE)
-			limit = PAGE;
+		if (limit > page)
+			limit = page;
 		dups = st.duplicates;
 		rc = st_recv_poll(c, wait, (int)limit, LOCK_MS, &handled,
 		                  &pending, &st);

@@ -1641,7 +1641,8 @@ void st_recv_free(struct st_recv *c);
 int st_recv_poll(struct st_recv *c, int wait, int limit, int lock_ms,
                  size_t *handled, size_t *pending, struct st_recv_stats *st);
 /* The same message passed to a hook: /bin/sh -c cmd with body on stdin
- * and ST_FROM, ST_ID, ST_TS, ST_FILES, ST_ITEM in the environment.
+ * and ST_FROM, ST_ID, ST_TS, ST_TO, ST_FILES, ST_ITEM in the environment
+ * (st-recv(1) says what each holds).
  * Returns the exit status (0 ok), or -1 when it could not be run. */
 int st_recv_hook(const char *cmd, const struct st_recv_msg *m);
 

@@ -4,14 +4,18 @@
 
 load account_helper
 
-case "${ST_BUILD:-build}" in
-/*) ST_BUILD_DIR=$ST_BUILD ;;
-*) ST_BUILD_DIR=$BATS_TEST_DIRNAME/../${ST_BUILD:-build} ;;
+# a hostile sender (tests/tools/st-forge.c): from ST_BUILD when given, else
+# from the build tree of ST_BIN (build-san/bin), else build/
+case "${ST_BUILD:-}" in
+/*) FORGE=$ST_BUILD/tests/st-forge ;;
+?*) FORGE=$BATS_TEST_DIRNAME/../$ST_BUILD/tests/st-forge ;;
+*) FORGE=$ST_BIN/../tests/st-forge
+   [ -x "$FORGE" ] || FORGE=$BATS_TEST_DIRNAME/../build/tests/st-forge ;;
 esac
-# a hostile sender (tests/tools/st-forge.c)
-FORGE=$ST_BUILD_DIR/tests/st-forge
-# the build tree of ST_BIN, when ST_BUILD is not given
-[ -x "$FORGE" ] || FORGE=$ST_BIN/../tests/st-forge
+
+need_forge() {
+	[ -x "$FORGE" ] || skip "st-forge is not built ($FORGE)"
+}
 PY=$(command -v /usr/bin/python3 || command -v python3)
 
 # users NAME...: a relay and each NAME registered (home: $BATS_TEST_TMPDIR/NAME).

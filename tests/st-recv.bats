@@ -116,6 +116,7 @@ load msg_helper
 }
 
 @test "st-recv: -o DIR saves hostile names as safe basenames, never overwriting" {
+	need_forge
 	users alice bob
 	as alice
 	st-send -m "session" bob >/dev/null
@@ -245,6 +246,7 @@ assert json.load(sys.stdin) == json.loads(sys.argv[1])' "$bad"
 }
 
 @test "st-recv: a malformed inner message is kept as undecryptable (65), the rest delivered" {
+	need_forge
 	users alice bob
 	as alice
 	st-send -m "m0" bob >/dev/null

@@ -35,7 +35,7 @@ int main(int argc, char **argv)
 	const char *user, *to;
 	unsigned char *in, *pt;
 	size_t inlen, ptlen;
-	char name[ST_OUTBOX_NAME_MAX], *url, *msgto[1];
+	char name[ST_OUTBOX_NAME_MAX], *url = NULL, *msgto[1];
 	int raw = argc > 1 && !strcmp(argv[1], "--raw"), a = 1 + raw;
 
 	st_setprogname(argv[0]);
@@ -89,5 +89,17 @@ int main(int argc, char **argv)
 	                  : m.id, &env, name) < 0)
 		die_err();
 	puts(name);
+	st_envelope_free(&env);
+	st_free_secret(pt, ptlen);
+	st_free_secret(in, inlen);
+	st_ratchet_free(rt);
+	if (!raw) {
+		for (size_t i = 0; i < m.nfiles; i++)
+			free(m.files[i].blob);
+		free(m.files);
+	}
+	st_relay_free(r);
+	free(url);
+	st_json_free(cfg);
 	return 0;
 }
