@@ -146,6 +146,34 @@ PY
 	done
 }
 
+# blackhole_relay: a loopback port whose accept queue is full, so a
+# connection attempt hangs as with a host that is down.  Sets FAKE_URL,
+# FAKE_PID.
+blackhole_relay() {
+	python3 - >"$BATS_TEST_TMPDIR/port" <<'PY' &
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(0)
+port = s.getsockname()[1]
+fill = []
+for _ in range(3):
+    c = socket.socket()
+    c.setblocking(False)
+    try:
+        c.connect(("127.0.0.1", port))
+    except BlockingIOError:
+        pass
+    fill.append(c)
+time.sleep(0.3)
+print(port, flush=True)
+time.sleep(600)
+PY
+	FAKE_PID=$!
+	until [ -s "$BATS_TEST_TMPDIR/port" ]; do sleep 0.05; done
+	FAKE_URL="http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")"
+}
+
 teardown() {
 	stop_relay
 	if [ -n "${FAKE_PID:-}" ]; then

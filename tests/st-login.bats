@@ -337,3 +337,17 @@ PY
 	[[ "$output" =~ retry\ after\ [0-9]+\ s ]]
 	[ "$(tok)" = "$t" ]
 }
+
+@test "a relay that does not answer: exit 69 when the 10 s connect timeout ends" {
+	relay
+	reg alice
+	t=$(tok)
+	blackhole_relay
+	start=$(date +%s)
+	run st-login -r "$FAKE_URL" --password-file "$PW"
+	took=$(( $(date +%s) - start ))
+	[ "$status" -eq 69 ]
+	[[ "$output" == *"no answer within the time limit"* ]]
+	[ "$took" -ge 9 ] && [ "$took" -le 20 ]
+	[ "$(tok)" = "$t" ]
+}
