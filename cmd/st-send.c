@@ -143,7 +143,11 @@ static int flush(struct st_relay *r, const struct st_identity_pub *me,
 	if (old)
 		st_warn("sent %zu message%s queued by an earlier run", old,
 		        old == 1 ? "" : "s");
-	if (rc < 0 && kept)
+	/* the leftovers' flush before a send stays quiet about a relay
+	 * failure: the send's own flush says it once */
+	if (rc < 0 && !o->flush && !s)
+		;
+	else if (rc < 0 && kept)
 		st_warn("%s; %zu message%s kept in the outbox; it is sent on "
 		        "the next run (or st-send --flush)", st_errmsg(), kept,
 		        kept == 1 ? " is" : "s are");

@@ -125,7 +125,9 @@ load msg_helper
 	    '/etc/passwd' "$BATS_TEST_TMPDIR/payload" \
 	    "$(printf 'esc\033[2Jname')" "$BATS_TEST_TMPDIR/payload" \
 	    '..' "$BATS_TEST_TMPDIR/payload" \
-	    'keep.txt' "$BATS_TEST_TMPDIR/payload" </dev/null >/dev/null
+	    'keep.txt' "$BATS_TEST_TMPDIR/payload" \
+	    "$(head -c 4096 /dev/zero | tr '\0' n)" "$BATS_TEST_TMPDIR/payload" \
+	    </dev/null >/dev/null
 	st-send --flush >/dev/null
 	as bob
 	mkdir "$BATS_TEST_TMPDIR/dl"
@@ -141,8 +143,9 @@ load msg_helper
 	[ "$(cat "$BATS_TEST_TMPDIR/dl/keep.txt")" = mine ]
 	[ "$(cat "$BATS_TEST_TMPDIR/dl/keep (1).txt")" = evil ]
 	[ ! -e "$BATS_TEST_TMPDIR/x" ] && [ ! -e "$BATS_TEST_TMPDIR/../x" ]
-	[ "$(ls -A "$BATS_TEST_TMPDIR/dl" | wc -l)" -eq 7 ]
-	[ "$(vault_count bob file)" -eq 5 ]
+	[ "$(cat "$BATS_TEST_TMPDIR/dl/$(head -c 200 /dev/zero | tr '\0' n)")" = evil ]
+	[ "$(ls -A "$BATS_TEST_TMPDIR/dl" | wc -l)" -eq 8 ]
+	[ "$(vault_count bob file)" -eq 6 ]
 }
 
 @test "st-recv: -f wakes up within about a second of a send" {
@@ -252,12 +255,14 @@ assert json.load(sys.stdin) == json.loads(sys.argv[1])' "$bad"
 	st-send -m "m0" bob >/dev/null
 	printf 'not json' | "$FORGE" --raw bob >/dev/null
 	printf '{"v":1}' | "$FORGE" --raw bob >/dev/null
+	printf '{"v":1,"id":"%s","ts":1,"to":["bob"],"text":"x","files":[{"name":"a\\u0000b","size":1,"blob":"x","key":"AAAAAAAAAAAAAAAAAAAAAA"}]}' \
+	    00000000000000000000000000000001 | "$FORGE" --raw bob >/dev/null
 	st-send --flush >/dev/null
 	st-send -m "after" bob >/dev/null
 	as bob
 	run st-recv
 	[ "$status" -eq 65 ]
-	[ "$(vault_count bob undecryptable)" -eq 2 ]
+	[ "$(vault_count bob undecryptable)" -eq 3 ]
 	[ "$(vault_texts bob | tail -1)" = after ]
 	[ "$(mailbox bob)" -eq 0 ]
 }
