@@ -270,14 +270,14 @@ PY
 	register bob
 	ta=$(login alice)
 	tb=$(login bob)
-	seq 40 | xargs -P 40 -I{} curl -s -o /dev/null -H 'Content-Type: application/json' \
+	seq 60 | xargs -P 60 -I{} curl -s -o /dev/null -H 'Content-Type: application/json' \
 	    --data-binary '{"user":"u{}","password":"guess-guess"}' \
 	    "$RELAY_URL/v1/sessions" &
 	flood=$!
 	for i in 1 2 3; do
 		echo "{\"messages\":[$(entry bob "$i")]}" >"$BATS_TEST_TMPDIR/m$i"
 	done
-	sleep 0.3
+	sleep 0.2
 	t0=$(now_ms)
 	for i in 1 2 3; do
 		curl -s -o /dev/null -w '%{http_code} %{time_total}\n' \
