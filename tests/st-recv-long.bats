@@ -41,6 +41,7 @@ load msg_helper
 	done
 	as alice
 	st-send --flush >/dev/null 2>&1
+	[ -z "$(ls "$ST_HOME/outbox")" ]
 	as bob
 	run st-recv -q
 	[ "$status" -eq 0 ]
