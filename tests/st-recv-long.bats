@@ -113,3 +113,23 @@ load msg_helper
 	[ "${lines[5]}" = after ]
 	[ "${#lines[@]}" -eq 6 ]
 }
+
+@test "st-send: killed after the relay accepted, the retry sends the same bytes and the relay keeps one copy" {
+	users alice bob
+	as alice
+	st-send -m "m0" bob >/dev/null
+	run env ST_TEST_CRASH=send-posted st-send -m "posted" bob
+	[ "$status" -eq 137 ]
+	[ "$(ls "$ST_HOME/outbox" | wc -l)" -eq 1 ]
+	[ "$(mailbox bob)" -eq 2 ]
+	run st-send --flush
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^bob\ [0-9]+$ ]]
+	[ -z "$(ls "$ST_HOME/outbox")" ]
+	[ "$(mailbox bob)" -eq 2 ]
+	as bob
+	run st-recv
+	[ "$status" -eq 0 ]
+	[ "${lines[3]}" = posted ]
+	[ "${#lines[@]}" -eq 4 ]
+}
