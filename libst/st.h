@@ -1429,7 +1429,8 @@ int st_account_upkeep(struct st_relay *r, const struct st_identity *id,
 int st_account_upkeep_home(struct st_relay *r, int64_t now_ms,
                            struct st_upkeep *u);
 
-/* ---- messaging: blob.c, outbox.c, send.c, inbox.c, recv.c (st-send, st-recv) ---- */
+/* ---- messaging: blob.c, outbox.c, send.c, inbox.c, recv.c, recvstore.c,
+ *      hook.c (st-send, st-recv) ---- */
 
 /*
  * Attachments (SPEC §5).  The blob of an n-byte file is the 16-byte nonce
