@@ -59,6 +59,8 @@ static void read_body(const struct opts *o, struct st_send *s,
 	}
 	if (o->nfiles && isatty(0))
 		return;
+	if (isatty(0))
+		fputs("st-send: type the message; end it with Ctrl-D\n", stderr);
 	if (st_read_fd(0, max, "standard input", buf, &n) < 0) {
 		if (st_errcode() == ST_EX_DATAERR)
 			st_die(ST_EX_DATAERR, "message is too large (more than "
