@@ -27,6 +27,14 @@ static const char synopsis[] =
 	"[-r URL]\n"
 	"               [--insecure-http]\n";
 
+/* Our keys, wiped at exit, die() paths included. */
+static struct st_identity me;
+
+static void wipe_me(void)
+{
+	st_identity_wipe(&me);
+}
+
 static void usage(int code)
 {
 	if (code && *st_errmsg())
@@ -301,7 +309,6 @@ static int run(struct st_recv *c, struct st_relay *r, struct opts *o)
 int main(int argc, char **argv)
 {
 	struct opts o;
-	struct st_identity me;
 	struct st_json *cfg;
 	struct st_relay *r;
 	struct st_recv *c;
@@ -312,6 +319,7 @@ int main(int argc, char **argv)
 	st_setprogname(argv[0]);
 	memset(&o, 0, sizeof(o));
 	parse(argc, argv, &o);
+	atexit(wipe_me);
 	umask(077);
 	st_keystore_set_passphrase_file(o.passfile);
 	if (!(cfg = st_config_load()) || st_account_user(cfg, &user) < 0 ||
@@ -323,7 +331,6 @@ int main(int argc, char **argv)
 	c = st_recv_new(r, &me, user, &o.r, print, note, &o);
 	rc = run(c, r, &o);
 	st_recv_free(c);
-	st_identity_wipe(&me);
 	st_relay_free(r);
 	free(url);
 	st_json_free(cfg);

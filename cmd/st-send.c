@@ -22,6 +22,21 @@ static const char synopsis[] =
 	"               [--passphrase-file F] [--insecure-http] USER...\n"
 	"       st-send --flush [-j] [-r URL] [--insecure-http]\n";
 
+/* What must not outlive the process, die() paths included: our keys
+ * and the message; wiped at exit. */
+static struct {
+	struct st_identity me;
+	unsigned char *body;
+	size_t bodylen;
+} secret;
+
+static void wipe_secrets(void)
+{
+	st_identity_wipe(&secret.me);
+	st_free_secret(secret.body, secret.bodylen);
+	secret.body = NULL;
+}
+
 static void usage(int code)
 {
 	if (code && *st_errmsg())
@@ -69,6 +84,8 @@ static void read_body(const struct opts *o, struct st_send *s,
 	}
 	s->body = *buf;
 	s->bodylen = n;
+	secret.body = *buf;
+	secret.bodylen = n;
 	s->has_body = n > 0;
 }
 
@@ -262,7 +279,7 @@ int main(int argc, char **argv)
 	struct opts o;
 	struct st_send s;
 	struct retry re = { NULL, 0 };
-	struct st_identity me;
+	struct st_identity *me = &secret.me;
 	struct st_json *cfg;
 	struct st_relay *r;
 	const char *user;
@@ -274,6 +291,7 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	memset(&s, 0, sizeof(s));
 	parse(argc, argv, &o);
+	atexit(wipe_secrets);
 	umask(077);
 	st_keystore_set_passphrase_file(o.passfile);
 	if (!o.flush)
@@ -284,7 +302,7 @@ int main(int argc, char **argv)
 	    !(url = st_relay_url(o.relay, cfg)) ||
 	    !(r = st_relay_new(url, o.insecure)) || st_relay_load_token(r) < 0)
 		die_err();
-	if (!o.flush && st_keystore_load_identity(&me) < 0)
+	if (!o.flush && st_keystore_load_identity(me) < 0)
 		die_err();
 	if ((lock = st_home_lock(LOCK_MS)) < 0)
 		die_err();
@@ -293,24 +311,21 @@ int main(int argc, char **argv)
 
 		/* leftovers of earlier runs go first, and do not stop us */
 		if (st_outbox_count(&left) == 0 && left)
-			flush(r, &me.pub, user, NULL, &o, &first, NULL);
+			flush(r, &me->pub, user, NULL, &o, &first, NULL);
 		s.to = (const char *const *)o.to;
 		s.nto = o.nto;
 		s.files = o.files;
 		s.nfiles = o.nfiles;
 		s.trust_new = o.trust_new;
-		if (st_send_queue(r, &me, user, &s) < 0)
+		if (st_send_queue(r, me, user, &s) < 0)
 			die_err();
 	}
-	rc = flush(r, o.flush ? NULL : &me.pub, user, &s, &o, &first, &re);
+	rc = flush(r, o.flush ? NULL : &me->pub, user, &s, &o, &first, &re);
 	if (re.n)
-		rc = resend(r, &me, user, &s, &o, &re, &first);
+		rc = resend(r, me, user, &s, &o, &re, &first);
 	st_unlock(lock);
-	if (!o.flush)
-		st_identity_wipe(&me);
 	if (first)
 		rc = first;
-	st_free_secret(buf, s.bodylen);
 	free(s.queued);
 	free(re.user);
 	free(o.files);
