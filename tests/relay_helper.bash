@@ -148,6 +148,12 @@ sys.stdout.write(out.decode('latin-1'))
 PY
 }
 
+# asan: st-relay is built with AddressSanitizer (its shadow memory and
+# quarantine make RSS meaningless).
+asan() {
+	ldd "$(command -v st-relay)" 2>/dev/null | grep -q libasan
+}
+
 # now_ms: wall clock in ms.
 now_ms() {
 	echo $(($(date +%s%N) / 1000000))

@@ -108,6 +108,8 @@ static int req(struct fx *f, const char *method, const char *path,
 	}
 	st_json_free(f->body);
 	f->body = NULL;
+	/* st_api_call() takes a fresh answer: let go of the last one first */
+	st_api_resp_free(&f->r);
 	st_api_call(&f->a, &q, &f->r, body, body ? strlen(body) : 0);
 	assert_int_equal(f->r.kind, ST_API_DONE);
 	if (f->r.body.len)
