@@ -8,6 +8,8 @@
  * request's failure undoes only its own changes), commits once (one fsync
  * of the WAL), then answers them all.  While it commits, the next batch
  * gathers, so batches grow with the load and the fsync cost is shared.
+ * A completer thread then wakes the long polls and resumes the connections
+ * of a committed batch while the writer starts on the next one.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,12 +26,12 @@ struct queue {
 struct st_exec {
 	struct st_api *api;
 	pthread_mutex_t mu;
-	pthread_cond_t cpu_cv, write_cv;
-	struct queue cpu, write;
-	int stopping;
+	pthread_cond_t cpu_cv, write_cv, done_cv;
+	struct queue cpu, write, done;
+	int stopping, writer_gone;
 	int nworkers;
 	pthread_t *workers;
-	pthread_t writer;
+	pthread_t writer, completer;
 };
 
 static void push(struct queue *q, struct st_job *j)
@@ -150,12 +152,38 @@ static void run_batch(struct st_exec *x, struct st_job **b, size_t n)
 		goto out;
 	}
 	st_metrics_commit(x->api->metrics, n);
-	for (i = 0; i < n; i++)
-		if (!b[i]->status)
-			wake_all(x->api, b[i]);
 out:
+	/*
+	 * Waking long polls and resuming connections (a system call each)
+	 * is the completer's: the writer goes on with the next batch.
+	 */
+	pthread_mutex_lock(&x->mu);
 	for (i = 0; i < n; i++)
-		complete(x, b[i]);
+		push(&x->done, b[i]);
+	pthread_cond_signal(&x->done_cv);
+	pthread_mutex_unlock(&x->mu);
+}
+
+/* Answer the jobs the writer committed (or failed), in commit order. */
+static void *completer(void *arg)
+{
+	struct st_exec *x = arg;
+	struct st_job *j;
+
+	pthread_mutex_lock(&x->mu);
+	for (;;) {
+		while (!x->done.head && !x->writer_gone)
+			pthread_cond_wait(&x->done_cv, &x->mu);
+		if (!(j = pop(&x->done)))
+			break;
+		pthread_mutex_unlock(&x->mu);
+		if (!j->status)
+			wake_all(x->api, j);
+		complete(x, j);
+		pthread_mutex_lock(&x->mu);
+	}
+	pthread_mutex_unlock(&x->mu);
+	return NULL;
 }
 
 static void *writer(void *arg)
@@ -190,14 +218,16 @@ struct st_exec *st_exec_start(struct st_api *api, int workers)
 	pthread_mutex_init(&x->mu, NULL);
 	pthread_cond_init(&x->cpu_cv, NULL);
 	pthread_cond_init(&x->write_cv, NULL);
+	pthread_cond_init(&x->done_cv, NULL);
 	x->workers = st_calloc((size_t)workers, sizeof(pthread_t));
 	for (int i = 0; i < workers; i++) {
 		if (pthread_create(&x->workers[i], NULL, worker, x) != 0)
 			st_die(ST_EX_UNAVAILABLE, "cannot start a worker thread");
 		x->nworkers++;
 	}
-	if (pthread_create(&x->writer, NULL, writer, x) != 0)
-		st_die(ST_EX_UNAVAILABLE, "cannot start the writer thread");
+	if (pthread_create(&x->writer, NULL, writer, x) != 0 ||
+	    pthread_create(&x->completer, NULL, completer, x) != 0)
+		st_die(ST_EX_UNAVAILABLE, "cannot start the writer threads");
 	return x;
 }
 
@@ -219,8 +249,14 @@ void st_exec_stop(struct st_exec *x)
 	pthread_cond_signal(&x->write_cv);
 	pthread_mutex_unlock(&x->mu);
 	pthread_join(x->writer, NULL);
+	pthread_mutex_lock(&x->mu);
+	x->writer_gone = 1;
+	pthread_cond_signal(&x->done_cv);
+	pthread_mutex_unlock(&x->mu);
+	pthread_join(x->completer, NULL);
 	pthread_cond_destroy(&x->cpu_cv);
 	pthread_cond_destroy(&x->write_cv);
+	pthread_cond_destroy(&x->done_cv);
 	pthread_mutex_destroy(&x->mu);
 	free(x->workers);
 	free(x);
