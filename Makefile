@@ -58,7 +58,7 @@ MAN7 = $(wildcard doc/*.7)
 MAN8 = $(wildcard doc/*.8)
 
 .PHONY: all check check-run test-build deps deps-if-missing install uninstall \
-        clean bench fuzz
+        clean bench fuzz demo
 .DEFAULT_GOAL := all
 # keep objects of test programs: they are not throwaway intermediates
 .SECONDARY:
@@ -115,6 +115,11 @@ deps:
 
 deps-if-missing:
 	@contrib/deps.sh --if-missing
+
+# a relay on a free loopback port, two users, a message and a file each way
+demo: deps-if-missing
+	@$(MAKE) --no-print-directory all
+	@sh contrib/demo.sh $(CURDIR)/$(BIN)
 
 bench: deps-if-missing
 	@$(MAKE) --no-print-directory all $(TOOL_BIN) $(BENCH_BIN)
