@@ -123,7 +123,7 @@ demo: deps-if-missing
 
 bench: deps-if-missing
 	@$(MAKE) --no-print-directory all $(TOOL_BIN) $(BENCH_BIN)
-	@for b in tests/bench/*.sh; do [ -e "$$b" ] && ST_BIN=$(CURDIR)/$(BIN) sh "$$b"; done; true
+	@for b in tests/bench/*.sh; do [ -e "$$b" ] && ST_BUILD=$(B) ST_BIN=$(CURDIR)/$(BIN) sh "$$b"; done; true
 
 fuzz: deps-if-missing
 	@tests/fuzz/run.sh
@@ -147,4 +147,4 @@ uninstall:
 clean:
 	rm -rf build build-san bin
 
--include $(shell find build build-san -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

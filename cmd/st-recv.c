@@ -25,6 +25,9 @@ static const char synopsis[] =
 	"[-o DIR]\n"
 	"               [--no-vault] [--exec CMD] [--passphrase-file F] "
 	"[-r URL]\n"
+	"               [--insecure-http]\n"
+	"       st-recv -c CHANNEL [--after ID] [-j] [-f | -w SECONDS] [-n MAX] "
+	"[-r URL]\n"
 	"               [--insecure-http]\n";
 
 /* Our keys, wiped at exit, die() paths included. */
@@ -51,7 +54,7 @@ static void die_err(void)
 struct opts {
 	int json, quiet, follow, wait, insecure;
 	long max;
-	const char *relay, *passfile;
+	const char *relay, *passfile, *channel, *after;
 	struct st_recv_opts r;
 };
 
@@ -167,7 +170,8 @@ static int print(void *ctx, const struct st_recv_msg *m)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_FROM = 256, O_NOVAULT, O_EXEC, O_PASSFILE, O_INSECURE };
+	enum { O_FROM = 256, O_NOVAULT, O_EXEC, O_PASSFILE, O_INSECURE,
+	       O_AFTER };
 	static const struct option lo[] = {
 		{ "json", no_argument, 0, 'j' },
 		{ "quiet", no_argument, 0, 'q' },
@@ -181,6 +185,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		{ "passphrase-file", required_argument, 0, O_PASSFILE },
 		{ "relay", required_argument, 0, 'r' },
 		{ "insecure-http", no_argument, 0, O_INSECURE },
+		{ "channel", required_argument, 0, 'c' },
+		{ "after", required_argument, 0, O_AFTER },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 } };
@@ -188,7 +194,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	o->wait = -1;
-	while ((c = st_getopt(argc, argv, "jqfw:n:o:r:hV", lo)) != -1) {
+	while ((c = st_getopt(argc, argv, "jqfw:n:o:r:c:hV", lo)) != -1) {
 		switch (c) {
 		case 'j': o->json = 1; break;
 		case 'q': o->quiet = 1; break;
@@ -214,6 +220,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		case O_PASSFILE: o->passfile = optarg; break;
 		case 'r': o->relay = optarg; break;
 		case O_INSECURE: o->insecure = 1; break;
+		case 'c': o->channel = optarg; break;
+		case O_AFTER: o->after = optarg; break;
 		case 'h': usage(0); break;
 		case 'V':
 			puts("st-recv " ST_VERSION);
@@ -224,6 +232,14 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (optind != argc || (o->follow && o->wait >= 0) ||
 	    (o->json && o->quiet))
 		usage(ST_EX_USAGE);
+	/* a channel is public and signed, not the mailbox: nothing of the
+	 * mailbox's handling applies */
+	if (o->after && !o->channel)
+		st_die(ST_EX_USAGE, "--after goes with -c CHANNEL");
+	if (o->channel && (o->quiet || o->r.from || o->r.outdir ||
+	                   o->r.no_vault || o->r.exec || o->passfile))
+		st_die(ST_EX_USAGE, "-c CHANNEL takes only --after, -j, -f, -w, "
+		       "-n, -r and --insecure-http");
 	if (o->r.outdir) {
 		struct stat st;
 
@@ -306,6 +322,111 @@ static int run(struct st_recv *c, struct st_relay *r, struct opts *o)
 	return 0;
 }
 
+/* ---- -c CHANNEL ---- */
+
+struct chan {
+	const struct opts *o;
+	size_t unverified, changed;
+};
+
+static int print_post(void *ctx, const struct st_channel_item *it)
+{
+	struct chan *ch = ctx;
+	const struct st_post *p = &it->post;
+	char when[20];
+
+	if (it->state == ST_POST_CHANGED)
+		ch->changed++;
+	else if (it->state != ST_POST_VERIFIED)
+		ch->unverified++;
+	if (ch->o->json) {
+		struct st_json *j = st_json_object();
+		char *d;
+
+		st_json_set_str(j, "id", it->id);
+		st_json_set_str(j, "channel", ch->o->channel);
+		if (it->state != ST_POST_MALFORMED) {
+			st_json_set_str(j, "from", p->from);
+			st_json_set_int(j, "ts", p->ts);
+			st_json_set_strn(j, "text", p->text, p->textlen);
+		}
+		st_json_set_str(j, "state", st_post_state_name(it->state));
+		if (it->trust)
+			st_json_set_str(j, "trust", it->trust);
+		if (it->why)
+			st_json_set_str(j, "why", it->why);
+		d = st_json_dump(j);
+		puts(d);
+		free(d);
+		st_json_free(j);
+	} else if (it->state == ST_POST_MALFORMED) {
+		printf("Post %s in #%s: NOT SHOWN: %s\n", it->id,
+		       ch->o->channel, it->why);
+	} else {
+		st_time_format(p->ts, when);
+		printf("From %s at %s in #%s (%s)", p->from, when,
+		       ch->o->channel, it->id);
+		if (it->state != ST_POST_VERIFIED)
+			printf(" UNVERIFIED: %s", it->why);
+		putchar('\n');
+		st_tty_fputs(stdout, p->text, p->textlen);
+		if (p->textlen && p->text[p->textlen - 1] != '\n')
+			putchar('\n');
+	}
+	if (fflush(stdout) == EOF || ferror(stdout))
+		return st_error(ST_EX_CANTCREAT, "cannot write output:");
+	return 0;
+}
+
+/*
+ * Read the channel from --after (else its start) to its end; with -f,
+ * then wait for new posts forever.  The exit status: 67 when a pinned
+ * author's key changed, 65 when a post could not be verified, else 0.
+ */
+static int run_channel(struct st_relay *r, const struct opts *o)
+{
+	struct st_channel_reader *c;
+	struct chan ch = { o, 0, 0 };
+	long total = 0;
+	int wait = o->follow ? FOLLOW_WAIT : o->wait > 0 ? o->wait : 0;
+	int backoff = 1, got, more;
+
+	if (!(c = st_channel_reader_new(r, o->channel, o->after)))
+		die_err();
+	for (;;) {
+		long limit = o->max ? o->max - total : PAGE_FROM;
+
+		if (limit > PAGE_FROM)
+			limit = PAGE_FROM;
+		got = st_channel_read(c, (int)limit, wait, print_post, &ch,
+		                      &more);
+		if (got < 0) {
+			if (!o->follow || (st_errcode() != ST_EX_UNAVAILABLE &&
+			                   st_errcode() != ST_EX_TEMPFAIL))
+				die_err();
+			st_warn("%s; trying again in %d s", st_errmsg(), backoff);
+			sleep((unsigned)backoff);
+			backoff = backoff < 30 ? backoff * 2 : 60;
+			continue;
+		}
+		backoff = 1;
+		total += got;
+		if (o->max && total >= o->max)
+			break;
+		if (got) {
+			if (!o->follow)
+				wait = 0;
+			continue;
+		}
+		if (!o->follow)
+			break;
+	}
+	st_channel_reader_free(c);
+	if (ch.changed)
+		return ST_EX_IDENTITY;
+	return ch.unverified ? ST_EX_DATAERR : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -324,8 +445,18 @@ int main(int argc, char **argv)
 	st_keystore_set_passphrase_file(o.passfile);
 	if (!(cfg = st_config_load()) || st_account_user(cfg, &user) < 0 ||
 	    !(url = st_relay_url(o.relay, cfg)) ||
-	    !(r = st_relay_new(url, o.insecure)) || st_relay_load_token(r) < 0 ||
-	    st_keystore_load_identity(&me) < 0)
+	    !(r = st_relay_new(url, o.insecure)) || st_relay_load_token(r) < 0)
+		die_err();
+	if (o.channel) {
+		rc = run_channel(r, &o);
+		st_relay_free(r);
+		free(url);
+		st_json_free(cfg);
+		if (st_close_stdout() < 0)
+			die_err();
+		return rc;
+	}
+	if (st_keystore_load_identity(&me) < 0)
 		die_err();
 	upkeep(r);
 	c = st_recv_new(r, &me, user, &o.r, print, note, &o);

@@ -20,6 +20,8 @@ static const char synopsis[] =
 	"usage: st-send [-j] [-m TEXT] [-a FILE]... [--trust-new=always] "
 	"[-r URL]\n"
 	"               [--passphrase-file F] [--insecure-http] USER...\n"
+	"       st-send -c CHANNEL [-j] [-m TEXT] [-r URL] [--passphrase-file F]\n"
+	"               [--insecure-http]\n"
 	"       st-send --flush [-j] [-r URL] [--insecure-http]\n";
 
 /* What must not outlive the process, die() paths included: our keys
@@ -52,7 +54,7 @@ static void die_err(void)
 
 struct opts {
 	int json, flush, trust_new, insecure;
-	const char *text, *relay, *passfile;
+	const char *text, *relay, *passfile, *channel;
 	const char **files;
 	size_t nfiles;
 	char **to;
@@ -208,6 +210,60 @@ static int resend(struct st_relay *r, const struct st_identity *me,
 	return rc;
 }
 
+/*
+ * -c CHANNEL: sign the text (-m, else stdin) with our identity key and
+ * post it in the clear; prints the post's id.  Nothing is queued: a post
+ * the relay did not take is an error (69/75) and the text is still ours.
+ */
+static int post(const struct opts *o, struct st_relay *r, const char *user)
+{
+	unsigned char *buf = NULL;
+	const char *text = o->text;
+	char *id, *d;
+	size_t n;
+	int rc;
+
+	if (!text) {
+		if (isatty(0))
+			fputs("st-send: type the post; end it with Ctrl-D\n",
+			      stderr);
+		if (st_read_fd(0, ST_POST_TEXT_MAX, "standard input", &buf,
+		               &n) < 0) {
+			if (st_errcode() == ST_EX_DATAERR)
+				st_die(ST_EX_DATAERR, "post too long: a channel "
+				       "post is at most %d bytes",
+				       ST_POST_TEXT_MAX);
+			die_err();
+		}
+		text = (const char *)buf;
+	} else {
+		n = strlen(text);
+	}
+	if (n == 0)
+		st_die(ST_EX_DATAERR, "empty post: nothing to send");
+	if (st_keystore_load_identity(&secret.me) < 0)
+		die_err();
+	rc = st_channel_post(r, &secret.me, user, o->channel, text, n,
+	                     st_now_ms(), &id);
+	free(buf);
+	if (rc < 0)
+		die_err();
+	if (o->json) {
+		struct st_json *j = st_json_object();
+
+		st_json_set_str(j, "channel", o->channel);
+		st_json_set_str(j, "id", id);
+		d = st_json_dump(j);
+		puts(d);
+		free(d);
+		st_json_free(j);
+	} else {
+		printf("%s %s\n", o->channel, id);
+	}
+	free(id);
+	return 0;
+}
+
 static void parse(int argc, char **argv, struct opts *o)
 {
 	enum { O_TRUST = 256, O_PASSFILE, O_INSECURE, O_FLUSH };
@@ -220,12 +276,13 @@ static void parse(int argc, char **argv, struct opts *o)
 		{ "passphrase-file", required_argument, 0, O_PASSFILE },
 		{ "insecure-http", no_argument, 0, O_INSECURE },
 		{ "flush", no_argument, 0, O_FLUSH },
+		{ "channel", required_argument, 0, 'c' },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 } };
 	int c;
 
-	while ((c = st_getopt(argc, argv, "jm:a:r:hV", lo)) != -1) {
+	while ((c = st_getopt(argc, argv, "jm:a:c:r:hV", lo)) != -1) {
 		switch (c) {
 		case 'j': o->json = 1; break;
 		case 'm': o->text = optarg; break;
@@ -235,6 +292,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->files[o->nfiles++] = optarg;
 			break;
 		case 'r': o->relay = optarg; break;
+		case 'c': o->channel = optarg; break;
 		case O_TRUST:
 			if (strcmp(optarg, "always"))
 				st_die(ST_EX_USAGE, "--trust-new takes 'always'");
@@ -255,7 +313,12 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (o->flush && (o->nto || o->text || o->nfiles || o->trust_new ||
 	                 o->passfile))
 		usage(ST_EX_USAGE);
-	if (!o->flush && !o->nto)
+	if (o->channel && (o->flush || o->nto || o->nfiles || o->trust_new))
+		usage(ST_EX_USAGE);
+	if (o->channel && !st_user_ok(o->channel, strlen(o->channel)))
+		st_die(ST_EX_USAGE, "bad channel name '%.64s': channel names "
+		       "match ^[a-z0-9][a-z0-9._-]{0,31}$", o->channel);
+	if (!o->flush && !o->channel && !o->nto)
 		usage(ST_EX_USAGE);
 	if (o->text && !st_utf8_ok(o->text, strlen(o->text)))
 		st_die(ST_EX_USAGE, "-m takes UTF-8 text; send other bytes on "
@@ -294,14 +357,23 @@ int main(int argc, char **argv)
 	atexit(wipe_secrets);
 	umask(077);
 	st_keystore_set_passphrase_file(o.passfile);
-	if (!o.flush)
+	if (!o.flush && !o.channel)
 		read_body(&o, &s, &buf);
-	if (!o.flush && !s.has_body && !o.nfiles)
+	if (!o.flush && !o.channel && !s.has_body && !o.nfiles)
 		st_die(ST_EX_DATAERR, "empty message: nothing to send");
 	if (!(cfg = st_config_load()) || st_account_user(cfg, &user) < 0 ||
 	    !(url = st_relay_url(o.relay, cfg)) ||
 	    !(r = st_relay_new(url, o.insecure)) || st_relay_load_token(r) < 0)
 		die_err();
+	if (o.channel) {
+		rc = post(&o, r, user);
+		st_relay_free(r);
+		free(url);
+		st_json_free(cfg);
+		if (st_close_stdout() < 0)
+			die_err();
+		return rc;
+	}
 	if (!o.flush && st_keystore_load_identity(me) < 0)
 		die_err();
 	if ((lock = st_home_lock(LOCK_MS)) < 0)

@@ -284,12 +284,20 @@ static int perform(struct st_relay *r, const char *method, const char *path,
 		                "larger than %d bytes", r->base, HEADERS_MAX);
 	if (cap->failed)
 		return -1;
-	/* a relay that does not answer in time is as unavailable as one that
-	 * refuses the connection (SPEC §2: 69); 75 is for waits we chose */
-	if (rc == CURLE_OPERATION_TIMEDOUT)
-		return st_error(ST_EX_UNAVAILABLE, "relay %s: no answer within "
-		                "the time limit (%s)", r->base,
-		                curl_easy_strerror(rc));
+	/* SPEC §2: a relay we cannot connect to is unreachable (69); one
+	 * that took the connection and then did not answer in time is a
+	 * timeout (75, try again later) */
+	if (rc == CURLE_OPERATION_TIMEDOUT) {
+		curl_off_t conn = 0;
+
+		curl_easy_getinfo(r->curl, CURLINFO_CONNECT_TIME_T, &conn);
+		if (conn > 0)
+			return st_error(ST_EX_TEMPFAIL, "relay %s: no answer "
+			                "within the time limit; try again later",
+			                r->base);
+		return st_error(ST_EX_UNAVAILABLE, "relay %s: cannot connect "
+		                "(%s)", r->base, curl_easy_strerror(rc));
+	}
 	if (rc != CURLE_OK)
 		return st_error(ST_EX_UNAVAILABLE, "relay %s: %s", r->base,
 		                curl_easy_strerror(rc));
