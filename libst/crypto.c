@@ -4,7 +4,9 @@
  * on the way out, error paths included.
  */
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -28,10 +30,28 @@ __attribute__((constructor)) static void init_openssl(void)
 	                    OPENSSL_INIT_NO_ADD_ALL_DIGESTS, NULL);
 }
 
+/*
+ * Random bytes straight from the kernel's CSPRNG (getrandom(2), blocking
+ * only until it is seeded at boot).  OpenSSL's DRBG would seed itself from
+ * the same source; instantiating it (fetching CTR-DRBG and AES from the
+ * provider) costs a command more than a millisecond at start-up, and there
+ * is no DRBG state to go wrong across fork().
+ */
 int st_random(void *p, size_t n)
 {
-	if (n > INT32_MAX || RAND_bytes(p, (int)n) != 1)
-		return st_error(ST_EX_CANTCREAT, "random number generator failed");
+	unsigned char *b = p;
+
+	while (n) {
+		ssize_t k = getrandom(b, n, 0);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return st_error(ST_EX_CANTCREAT, "random number "
+			                "generator failed:");
+		b += k;
+		n -= (size_t)k;
+	}
 	return 0;
 }
 

@@ -9,6 +9,10 @@
  *                                  bytes, "../../x" included)
  *   st-forge --raw USER            stdin is the inner message itself
  *                                  (padded here), however malformed
+ *   st-forge -n COUNT USER         COUNT ordinary messages with the text
+ *                                  of stdin, each its own id (queues a
+ *                                  mailbox for tests/bench/messaging.sh;
+ *                                  the session is saved once, at the end)
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,8 +41,15 @@ int main(int argc, char **argv)
 	size_t inlen, ptlen;
 	char name[ST_OUTBOX_NAME_MAX], *url = NULL, *msgto[1];
 	int raw = argc > 1 && !strcmp(argv[1], "--raw"), a = 1 + raw;
+	long count = 1;
 
 	st_setprogname(argv[0]);
+	if (!raw && argc > 3 && !strcmp(argv[1], "-n")) {
+		count = strtol(argv[2], NULL, 10);
+		a = 3;
+		if (count < 1 || argc != 4)
+			st_die(64, "usage: st-forge -n COUNT USER");
+	}
 	if (argc < a + 1 || (!raw && (argc - a - 1) % 2))
 		st_die(64, "usage: st-forge [--raw] USER [NAME PATH]...");
 	to = argv[a];
@@ -83,13 +94,24 @@ int main(int argc, char **argv)
 		if (st_msg_encode(&m, &pt, &ptlen) < 0)
 			die_err();
 	}
-	if (st_ratchet_encrypt(rt, pt, ptlen, &env) < 0 ||
-	    st_session_save(to, rt) < 0 ||
-	    st_outbox_add(to, &pin.id, raw ? "00000000000000000000000000000000"
-	                  : m.id, &env, name) < 0)
-		die_err();
-	puts(name);
-	st_envelope_free(&env);
+	for (long k = 0; k < count; k++) {
+		if (k) {                /* the next message: a new id */
+			st_free_secret(pt, ptlen);
+			st_msg_new_id(m.id);
+			m.ts = st_now_ms();
+			if (st_msg_encode(&m, &pt, &ptlen) < 0)
+				die_err();
+		}
+		if (st_ratchet_encrypt(rt, pt, ptlen, &env) < 0 ||
+		    (k == count - 1 && st_session_save(to, rt) < 0) ||
+		    st_outbox_add(to, &pin.id, raw ?
+		                  "00000000000000000000000000000000" : m.id,
+		                  &env, name) < 0)
+			die_err();
+		if (count == 1)
+			puts(name);
+		st_envelope_free(&env);
+	}
 	st_free_secret(pt, ptlen);
 	st_free_secret(in, inlen);
 	st_ratchet_free(rt);
