@@ -5,6 +5,7 @@
 
 : "${ST_BIN:=$BATS_TEST_DIRNAME/../bin}"
 : "${ST_TESTKIT:=$BATS_TEST_DIRNAME/../../shared/testkit}"
+[ -d "$ST_TESTKIT" ] || ST_TESTKIT=$BATS_TEST_DIRNAME/testkit
 export ST_BIN ST_TESTKIT
 PATH="$ST_BIN:$PATH"
 

@@ -6,7 +6,12 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${ST_BUILD:-build}
 export ST_BIN=${ST_BIN:-$top/bin}
-export ST_TESTKIT=${ST_TESTKIT:-$top/../shared/testkit}
+# the shared testkit beside the repository, else the copy in tests/testkit
+if [ -z "${ST_TESTKIT:-}" ]; then
+	ST_TESTKIT=$top/tests/testkit
+	[ -d "$top/../shared/testkit/age" ] && ST_TESTKIT=$(cd "$top/../shared/testkit" && pwd)
+fi
+export ST_TESTKIT
 export CMOCKA_MESSAGE_OUTPUT=TAP
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
