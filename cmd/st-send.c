@@ -183,8 +183,8 @@ static int flush(struct st_relay *r, const struct st_identity_pub *me,
  * changed behind a session: accept the new key, start a new session and
  * send the same message (same id, same "to") to those users again.
  */
-static int resend(struct st_relay *r, const struct st_identity *me,
-                  const char *user, const struct st_send *s,
+static int resend(struct st_relay *r, struct st_identity *me,
+                  const char *user, struct st_send *s,
                   const struct opts *o, struct retry *re, int *first)
 {
 	struct st_send t = *s;
@@ -204,7 +204,9 @@ static int resend(struct st_relay *r, const struct st_identity *me,
 	t.queued = NULL;
 	if (st_send_queue(r, me, user, &t) < 0)
 		die_err();
-	rc = flush(r, &me->pub, user, &t, o, first, NULL);
+	s->identity_loaded = t.identity_loaded;
+	rc = flush(r, t.identity_loaded ? &me->pub : NULL, user, &t, o, first,
+	           NULL);
 	free(t.queued);
 	free(to);
 	return rc;
@@ -374,8 +376,6 @@ int main(int argc, char **argv)
 			die_err();
 		return rc;
 	}
-	if (!o.flush && st_keystore_load_identity(me) < 0)
-		die_err();
 	if ((lock = st_home_lock(LOCK_MS)) < 0)
 		die_err();
 	if (!o.flush) {
@@ -383,7 +383,7 @@ int main(int argc, char **argv)
 
 		/* leftovers of earlier runs go first, and do not stop us */
 		if (st_outbox_count(&left) == 0 && left)
-			flush(r, &me->pub, user, NULL, &o, &first, NULL);
+			flush(r, NULL, user, NULL, &o, &first, NULL);
 		s.to = (const char *const *)o.to;
 		s.nto = o.nto;
 		s.files = o.files;
@@ -392,7 +392,11 @@ int main(int argc, char **argv)
 		if (st_send_queue(r, me, user, &s) < 0)
 			die_err();
 	}
-	rc = flush(r, o.flush ? NULL : &me->pub, user, &s, &o, &first, &re);
+	/* our public key names both safety numbers in a refusal; it is at
+	 * hand when a session was made, and not worth opening the keys for
+	 * otherwise */
+	rc = flush(r, s.identity_loaded ? &me->pub : NULL, user, &s, &o,
+	           &first, &re);
 	if (re.n)
 		rc = resend(r, me, user, &s, &o, &re, &first);
 	st_unlock(lock);

@@ -204,6 +204,7 @@ static void refuse(struct st_relay *r, const struct st_identity_pub *me,
 {
 	struct st_json *reply = NULL, *id;
 	struct st_identity_pub served;
+	struct st_identity mine;
 	struct st_peer p;
 	char path[64];
 	long status;
@@ -213,6 +214,12 @@ static void refuse(struct st_relay *r, const struct st_identity_pub *me,
 	snprintf(e->why, sizeof(e->why), "%s", why);
 	if (code != ST_EX_IDENTITY)
 		return;
+	/* the caller did not open our keys (st-send on an established
+	 * session): open them now for our half of the safety numbers */
+	memset(&mine, 0, sizeof(mine));
+	if (!me && st_keystore_load_identity(&mine) == 0)
+		me = &mine.pub;
+	st_error_clear();
 	snprintf(path, sizeof(path), "/v1/users/%s", e->to);
 	if (st_relay_call(r, "GET", path, NULL, 0, &status, &reply, NULL) == 0 &&
 	    st_json_get_obj(reply, "identity", &id) == 0 &&
@@ -221,6 +228,7 @@ static void refuse(struct st_relay *r, const struct st_identity_pub *me,
 	                  NULL) < 0 && st_errcode() == ST_EX_IDENTITY)
 		snprintf(e->why, sizeof(e->why), "%s", st_errmsg());
 	st_json_free(reply);
+	st_identity_wipe(&mine);
 	st_error_clear();
 }
 

@@ -163,8 +163,9 @@ static int bundle(struct st_relay *rl, const char *user,
 	return rc;
 }
 
-static int resolve(struct st_relay *rl, const struct st_identity *me,
-                   const char *me_user, int trust_new, struct rcpt *x)
+static int resolve(struct st_relay *rl, struct st_identity *me,
+                   int *me_loaded, const char *me_user, int trust_new,
+                   struct rcpt *x)
 {
 	struct st_identity_pub served;
 	struct st_bundle b;
@@ -177,6 +178,12 @@ static int resolve(struct st_relay *rl, const struct st_identity *me,
 		return -1;
 	if (pinned && st_ratchet_has_session(x->r))
 		return 0;
+	/* our keys are opened only now, when a session must be made */
+	if (!*me_loaded) {
+		if (st_keystore_load_identity(me) < 0)
+			return -1;
+		*me_loaded = 1;
+	}
 	if (directory(rl, x->user, &served) < 0)
 		return -1;
 	if (st_peer_check(x->user, &served, now, &me->pub, me_user, &x->pin,
@@ -291,7 +298,7 @@ static int encode(struct st_send *s, struct st_msg_file *files,
 	return 0;
 }
 
-int st_send_queue(struct st_relay *rl, const struct st_identity *me,
+int st_send_queue(struct st_relay *rl, struct st_identity *me,
                   const char *me_user, struct st_send *s)
 {
 	struct rcpt *x = st_calloc(s->nto, sizeof(*x));
@@ -309,7 +316,8 @@ int st_send_queue(struct st_relay *rl, const struct st_identity *me,
 			         me_user);
 			goto out;
 		}
-		if (resolve(rl, me, me_user, s->trust_new, &x[i]) < 0)
+		if (resolve(rl, me, &s->identity_loaded, me_user, s->trust_new,
+		            &x[i]) < 0)
 			goto out;
 	}
 	/* refuse an oversized body before uploading anything */

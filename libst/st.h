@@ -1522,6 +1522,9 @@ struct st_send {
 	const char *const *group;       /* the "to" list when it is not `to` */
 	size_t ngroup;                  /* (a resend to part of a group) */
 	int keep_msgid;                 /* msgid is given: reuse it */
+	int identity_loaded;            /* in/out: 0 while *me is still empty;
+	                                   it is loaded from the keystore when
+	                                   a recipient needs a new session */
 	/* filled in: */
 	char msgid[33];
 	char (*queued)[ST_OUTBOX_NAME_MAX]; /* nto names of outbox entries */
@@ -1537,7 +1540,7 @@ struct st_send {
  * envelope in outbox/.  Nothing is queued for anyone unless every
  * recipient resolved.  s->queued is malloc'd (free it).  Lock held.
  */
-int st_send_queue(struct st_relay *r, const struct st_identity *me,
+int st_send_queue(struct st_relay *r, struct st_identity *me,
                   const char *me_user, struct st_send *s);
 /* The largest inner message (padded) whose envelope the relay takes. */
 size_t st_send_max_plain(void);
