@@ -15,6 +15,7 @@
 #include "internal.h"
 
 #define PAGE_MAX 500
+#define BODY_MAX 65536                  /* the relay's JSON body limit */
 #define AUTHOR_CACHE 64
 
 int st_channel_post(struct st_relay *r, const struct st_identity *id,
@@ -43,6 +44,20 @@ int st_channel_post(struct st_relay *r, const struct st_identity *id,
 		return -1;
 	body = st_json_object();
 	st_json_set(body, "post", post);
+	/* the text's limit counts bytes before JSON escaping; a text of
+	 * newlines or quotes can still outgrow the relay's 64 KiB body */
+	{
+		char *d = st_json_dump(body);
+		size_t len = strlen(d);
+
+		free(d);
+		if (len > BODY_MAX) {
+			st_json_free(body);
+			return st_error(ST_EX_DATAERR, "post too long: %zu bytes "
+			                "as JSON, at most %d (escaped characters "
+			                "count more than once)", len, BODY_MAX);
+		}
+	}
 	snprintf(path, sizeof(path), "/v1/channels/%s", channel);
 	if (st_relay_call(r, "POST", path, body, 4096, &status, &reply,
 	                  NULL) < 0)

@@ -176,6 +176,10 @@ chanpost() {
 	run bash -c 'head -c 60001 /dev/zero | tr "\0" a | st-send -c lobby'
 	[ "$status" -eq 65 ]
 	[[ "$output" == *"post too long"* ]]
+	# 40,000 newlines: under the text limit, over the body limit escaped
+	run bash -c 'head -c 40000 /dev/zero | tr "\0" "\n" | st-send -c lobby'
+	[ "$status" -eq 65 ]
+	[[ "$output" == *"as JSON"* ]]
 	run bash -c 'head -c 60000 /dev/zero | tr "\0" a | st-send -c lobby'
 	[ "$status" -eq 0 ]
 	run st-recv -c lobby -j
