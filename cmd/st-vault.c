@@ -28,7 +28,9 @@ static const char synopsis[] =
 	"       st-vault encrypt [-r RECIPIENT]... [-R FILE] [-p] [-a] [-o FILE]\n"
 	"                        [--passphrase-file F] [FILE]\n"
 	"       st-vault decrypt [-i IDENTITY]... [-o FILE] [--passphrase-file F] [FILE]\n"
-	"       st-vault rekey\n";
+	"       st-vault rekey\n"
+	"  (ls, cat, get, put, rm, grep and rekey take --passphrase-file F for a\n"
+	"   vault key protected by st-keygen --protect)\n";
 
 static void usage(int code)
 {
@@ -623,6 +625,41 @@ static const struct {
 	{ "rekey", cmd_rekey },
 };
 
+/*
+ * The subcommands that open the vault key take --passphrase-file F (or
+ * --passphrase-file=F) anywhere before "--", for a key st-keygen
+ * --protect wrapped; it is taken out of argv here.  (encrypt and decrypt
+ * have their own --passphrase-file: the age file's passphrase.)
+ */
+static int take_passphrase_file(int argc, char **argv)
+{
+	static const char name[] = "--passphrase-file";
+	const char *file = NULL;
+	int i, j;
+
+	for (i = j = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			while (i < argc)
+				argv[j++] = argv[i++];
+			break;
+		}
+		if (!strcmp(argv[i], name)) {
+			if (i + 1 >= argc)
+				st_die(ST_EX_USAGE, "%s needs a file", name);
+			file = argv[++i];
+		} else if (!strncmp(argv[i], name, sizeof(name) - 1) &&
+		           argv[i][sizeof(name) - 1] == '=') {
+			file = argv[i] + sizeof(name);
+		} else {
+			argv[j++] = argv[i];
+		}
+	}
+	argv[j] = NULL;
+	if (file)
+		st_keystore_set_passphrase_file(file);
+	return j;
+}
+
 int main(int argc, char **argv)
 {
 	int rc;
@@ -639,6 +676,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(argv[1], cmds[i].name))
 			continue;
+		if (strcmp(argv[1], "encrypt") && strcmp(argv[1], "decrypt"))
+			argc = take_passphrase_file(argc, argv);
 		optind = 1;
 		rc = cmds[i].fn(argc - 1, argv + 1);
 		if (st_close_stdout() < 0)

@@ -269,3 +269,26 @@ PY
 	[ "$status" -eq 64 ]
 	[[ "$output" == *"no terminal"* ]]
 }
+
+@test "a protected vault key: --passphrase-file for ls, cat, put; no terminal is 64, a wrong passphrase 77" {
+	printf 'vault pass\n' >"$BATS_TEST_TMPDIR/pp"
+	printf 'not it\n' >"$BATS_TEST_TMPDIR/bad"
+	st-keygen --protect --passphrase-file "$BATS_TEST_TMPDIR/pp" 2>/dev/null
+	! grep -q AGE-SECRET-KEY "$ST_HOME/vault.key"
+	id=$(echo "kept secret" | st-vault put -n note --passphrase-file "$BATS_TEST_TMPDIR/pp")
+	run st-vault ls --passphrase-file="$BATS_TEST_TMPDIR/pp"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "$id "*"note" ]]
+	run st-vault cat --passphrase-file "$BATS_TEST_TMPDIR/pp" "$id"
+	[ "$status" -eq 0 ]
+	[ "$output" = "kept secret" ]
+	# no controlling terminal to ask on
+	run setsid -w st-vault ls </dev/null
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"--passphrase-file"* ]]
+	run st-vault cat "$id" --passphrase-file "$BATS_TEST_TMPDIR/bad"
+	[ "$status" -eq 77 ]
+	[ -z "$(echo "$output" | grep -v '^st-vault:')" ]
+	run st-vault ls --passphrase-file
+	[ "$status" -eq 64 ]
+}
