@@ -256,6 +256,7 @@ static void upkeep(struct st_relay *r)
 
 	if ((lock = st_home_lock(LOCK_MS)) < 0)
 		die_err();
+	st_home_sweep("vault");
 	if (st_account_upkeep_home(r, st_now_ms(), &u) < 0) {
 		if (st_errcode() != ST_EX_UNAVAILABLE &&
 		    st_errcode() != ST_EX_TEMPFAIL)

@@ -63,6 +63,8 @@ static struct st_vault *open_vault(int create, int *lockfd)
 	umask(077);
 	if (lockfd && (*lockfd = st_home_lock(LOCK_MS)) < 0)
 		die_err();
+	if (lockfd)
+		st_home_sweep("vault");
 	if (!(v = st_vault_open(create)))
 		die_err();
 	return v;

@@ -2,15 +2,20 @@
  * home.c - the state directory ($ST_HOME, default ~/.safetalk, mode 0700),
  * its writer lock, and the JSON config file inside it.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "st.h"
 
 #define CONFIG_MAX (64 * 1024)
+#define TEMP_AGE 60             /* seconds: no live writer keeps one longer */
 
 const char *st_home(void)
 {
@@ -57,8 +62,41 @@ char *st_home_path(const char *name)
 	return h ? st_path_join(h, name) : NULL;
 }
 
+/* NAME.tmp-XXXXXXXXXXXX: st_atomic_open()'s temporaries. */
+static int is_temp(const char *n)
+{
+	const char *t = strstr(n, ".tmp-");
+
+	return t && t != n && strlen(t + 5) == 12 &&
+	       strspn(t + 5, "0123456789abcdef") == 12;
+}
+
+void st_home_sweep(const char *sub)
+{
+	char *dir = *sub ? st_home_path(sub) : st_strdup(st_home());
+	time_t now = time(NULL);
+	struct dirent *d;
+	struct stat st;
+	DIR *dp;
+
+	if (!dir || !(dp = opendir(dir))) {
+		free(dir);
+		return;
+	}
+	while ((d = readdir(dp))) {
+		if (!is_temp(d->d_name) ||
+		    fstatat(dirfd(dp), d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || now - st.st_mtime < TEMP_AGE)
+			continue;
+		unlinkat(dirfd(dp), d->d_name, 0);
+	}
+	closedir(dp);
+	free(dir);
+}
+
 int st_home_lock(int timeout_ms)
 {
+	static const char *const subs[] = { "", "outbox", "ratchet", "peers" };
 	char *p;
 	int fd;
 
@@ -67,6 +105,11 @@ int st_home_lock(int timeout_ms)
 	p = st_home_path("lock");
 	fd = st_lock(p, timeout_ms);
 	free(p);
+	/* what a killed writer left behind goes now (the vault's own
+	 * temporaries: st-recv and st-vault rekey sweep them) */
+	if (fd >= 0)
+		for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+			st_home_sweep(subs[i]);
 	return fd;
 }
 

@@ -342,6 +342,13 @@ char *st_home_path(const char *name);
 /* The home's writer lock (home/lock), waiting timeout_ms; fd or -1. */
 int st_home_lock(int timeout_ms);
 /*
+ * Remove the temporaries of atomic writes (NAME.tmp-XXXXXXXXXXXX) older
+ * than a minute from the home's subdirectory sub ("" for the home itself):
+ * what a writer killed between create and rename left.  st_home_lock()
+ * sweeps the home, outbox/, ratchet/ and peers/ each time it is taken.
+ */
+void st_home_sweep(const char *sub);
+/*
  * Load home/config (a JSON object; an empty object when the file is
  * missing).  Free with st_json_free().  Malformed: ST_EX_CONFIG.
  */

@@ -133,3 +133,17 @@ load msg_helper
 	[ "${lines[3]}" = posted ]
 	[ "${#lines[@]}" -eq 4 ]
 }
+
+@test "st-send and st-recv killed at random points through a 1,000-message exchange: each sent message in the vault once" {
+	users alice bob
+	as alice
+	echo hi | st-send bob >/dev/null
+	n=${ST_CRASH_MESSAGES:-1000}
+	# AddressSanitizer makes each command several times slower
+	if ldd "$(command -v st-send)" | grep -q libasan; then n=${ST_CRASH_MESSAGES:-200}; fi
+	run "$PY" "$BATS_TEST_DIRNAME/tools/client-crash.py" \
+	    "$BATS_TEST_TMPDIR/alice" "$BATS_TEST_TMPDIR/bob" "$n"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"lost 0, duplicated 0, undecryptable 0"* ]]
+}

@@ -264,3 +264,25 @@ assert "text" not in o and o["files"][0]["name"] == "notes.txt"'
 	[ "$send" -lt 30000 ]
 	[ "$recv" -lt 30000 ]
 }
+
+@test "st-send: temporaries a killed writer left are swept when they are a minute old" {
+	users alice bob
+	as alice
+	st-send -m "one" bob >/dev/null
+	old=$ST_HOME/outbox/01a2b3c4d5e6f708-00000000000000000000000000000000.json.tmp-0123456789ab
+	fresh=$ST_HOME/ratchet/bob.json.tmp-ba9876543210
+	kept=$ST_HOME/ratchet/bob.json.tmp-notours
+	echo partial >"$old"
+	echo partial >"$fresh"
+	echo partial >"$kept"
+	cp "$old" "$ST_HOME/peers/bob.json.tmp-aaaaaaaaaaaa"
+	touch -d '2 minutes ago' "$old" "$kept" "$ST_HOME/peers/bob.json.tmp-aaaaaaaaaaaa"
+	run st-send -m "two" bob
+	[ "$status" -eq 0 ]
+	[ ! -e "$old" ]
+	[ ! -e "$ST_HOME/peers/bob.json.tmp-aaaaaaaaaaaa" ]
+	[ -e "$fresh" ]         # could be a live writer's
+	[ -e "$kept" ]          # not a name st-send makes
+	as bob
+	[ "$(st-recv -j | wc -l)" -eq 2 ]
+}

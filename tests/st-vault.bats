@@ -292,3 +292,16 @@ PY
 	run st-vault ls --passphrase-file
 	[ "$status" -eq 64 ]
 }
+
+@test "put sweeps the vault's temporaries a killed writer left, once a minute old" {
+	echo a | st-vault put -n a >/dev/null
+	old=$ST_HOME/vault/01a2b3c4d5e6f7081920.age.tmp-0123456789ab
+	fresh=$ST_HOME/vault/01a2b3c4d5e6f7081921.age.tmp-0123456789ac
+	echo partial >"$old"
+	echo partial >"$fresh"
+	touch -d '2 minutes ago' "$old"
+	echo b | st-vault put -n b >/dev/null
+	[ ! -e "$old" ]
+	[ -e "$fresh" ]
+	[ "$(st-vault ls | wc -l)" -eq 2 ]
+}
