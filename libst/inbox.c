@@ -145,7 +145,9 @@ static void add_rec(struct st_inbox *b, const struct st_inbox_rec *r)
 	if (old >= 0) {
 		/* a fresh attempt at the same relay id replaces the old one */
 		x = &b->v[old];
+		free((char *)x->r.files);
 		x->r = *r;
+		x->r.files = st_strdup(r->files);
 		set_key(x);
 		insert(b, 1, (size_t)old);
 		insert(b, 2, (size_t)old);
@@ -158,6 +160,7 @@ static void add_rec(struct st_inbox *b, const struct st_inbox_rec *r)
 	x = &b->v[b->n++];
 	memset(x, 0, sizeof(*x));
 	x->r = *r;
+	x->r.files = st_strdup(r->files);
 	set_key(x);
 	if (2 * b->n + 2 > b->tcap)
 		rehash(b);
@@ -183,8 +186,7 @@ static void parse_line(struct st_inbox *b, char *line)
 		    !token_ok(tok[2], 20) || !token_ok(tok[3], ST_USER_MAX) ||
 		    strlen(tok[4]) > 32 || !token_ok(tok[4], 32) ||
 		    strlen(tok[5]) > 32 || !token_ok(tok[5], 32) ||
-		    strlen(tok[7]) >= sizeof(r.files) || !token_ok(tok[7],
-		    sizeof(r.files) - 1))
+		    !token_ok(tok[7], ST_INBOX_FILES_MAX))
 			return;
 		strcpy(r.relay, tok[1]);
 		strcpy(r.item, tok[2]);
@@ -192,7 +194,7 @@ static void parse_line(struct st_inbox *b, char *line)
 		strcpy(r.msgid, tok[4]);
 		strcpy(r.hash, tok[5]);
 		r.ts = strtoll(tok[6], NULL, 10);
-		strcpy(r.files, tok[7]);
+		r.files = tok[7];
 		add_rec(b, &r);
 		return;
 	}
@@ -208,7 +210,7 @@ static void parse_line(struct st_inbox *b, char *line)
 		strcpy(r.from, "-");
 		strcpy(r.msgid, "-");
 		strcpy(r.hash, "-");
-		strcpy(r.files, "-");
+		r.files = "-";
 		r.ts = strtoll(tok[2], NULL, 10);
 		add_rec(b, &r);
 		i = lookup(b, 0, tok[1]);
@@ -251,8 +253,10 @@ static int compact(struct st_inbox *b, int64_t now)
 
 	st_buf_init(&o, 0);
 	for (size_t i = 0; i < b->n; i++) {
-		if (b->v[i].r.ts && now - b->v[i].r.ts > KEEP_MS)
+		if (b->v[i].r.ts && now - b->v[i].r.ts > KEEP_MS) {
+			free((char *)b->v[i].r.files);
 			continue;
+		}
 		rec_lines(&b->v[i].r, &o);
 		b->v[k++] = b->v[i];
 	}
@@ -327,6 +331,8 @@ void st_inbox_close(struct st_inbox *b)
 		return;
 	if (b->fd >= 0)
 		close(b->fd);
+	for (size_t i = 0; i < b->n; i++)
+		free((char *)b->v[i].r.files);
 	free(b->v);
 	free(b->by_relay);
 	free(b->by_msg);
@@ -372,7 +378,8 @@ int st_inbox_begin(struct st_inbox *b, const struct st_inbox_rec *r)
 	c.done = c.hook_failed = c.hook_done = 0;
 	if (!token_ok(c.relay, 31) || !token_ok(c.item, 20) ||
 	    !token_ok(c.from, ST_USER_MAX) || !token_ok(c.msgid, 32) ||
-	    !token_ok(c.hash, 32) || !token_ok(c.files, sizeof(c.files) - 1))
+	    !token_ok(c.hash, 32) || !c.files ||
+	    !token_ok(c.files, ST_INBOX_FILES_MAX))
 		return st_error(ST_EX_DATAERR, "bad journal record");
 	st_buf_init(&o, 0);
 	rec_lines(&c, &o);

@@ -38,7 +38,7 @@ int recv_undecryptable(struct st_recv *c, struct batch *b,
 	snprintf(rec.from, sizeof(rec.from), "%s", from);
 	strcpy(rec.msgid, "-");
 	snprintf(rec.hash, sizeof(rec.hash), "%s", hash ? hash : "-");
-	strcpy(rec.files, "-");
+	rec.files = "-";
 	rec.ts = st_now_ms();
 	if (c->o.no_vault)
 		strcpy(rec.item, "-");
@@ -264,7 +264,7 @@ static void file_ids(const struct st_inbox_rec *old, size_t n,
 int recv_store(struct st_recv *c, struct batch *b, struct job *j,
                  const struct st_inbox_rec *old, const char *hash)
 {
-	char ids[FILES_MAX][ST_VAULT_ID_LEN + 1];
+	char ids[FILES_MAX][ST_VAULT_ID_LEN + 1], joined[ST_INBOX_FILES_MAX + 1];
 	struct st_inbox_rec rec;
 	struct st_json *meta, *files, *to;
 	size_t n = j->m.nfiles < FILES_MAX ? j->m.nfiles : FILES_MAX;
@@ -277,7 +277,7 @@ int recv_store(struct st_recv *c, struct batch *b, struct job *j,
 	rec.ts = st_now_ms();
 	if (c->o.no_vault) {
 		strcpy(rec.item, "-");
-		strcpy(rec.files, "-");
+		rec.files = "-";
 		for (size_t i = 0; i < n; i++)
 			st_vault_new_id(ids[i]);
 	} else {
@@ -285,7 +285,8 @@ int recv_store(struct st_recv *c, struct batch *b, struct job *j,
 			memcpy(rec.item, old->item, sizeof(rec.item));
 		else
 			st_vault_new_id(rec.item);
-		file_ids(old, n, ids, rec.files, sizeof(rec.files));
+		file_ids(old, n, ids, joined, sizeof(joined));
+		rec.files = joined;
 	}
 	if (st_inbox_begin(b->log, &rec) < 0)
 		return -1;

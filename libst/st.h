@@ -1564,6 +1564,7 @@ int st_send_retrust(struct st_relay *r, const char *user);
  * message id, a hash of the envelope, and whether it was finished (done)
  * and how its hook went.  Lock held throughout.
  */
+#define ST_INBOX_FILES_MAX 1400
 struct st_inbox_rec {
 	char relay[32];
 	char item[21];                  /* vault id or "-" */
@@ -1571,7 +1572,9 @@ struct st_inbox_rec {
 	char msgid[33];                 /* or "-" (undecryptable) */
 	char hash[33];                  /* 16 bytes hex, or "-" */
 	int64_t ts;
-	char files[1400];               /* vault ids joined by ',' or "-" */
+	const char *files;              /* vault ids joined by ',' or "-"
+	                                   (at most ST_INBOX_FILES_MAX bytes);
+	                                   the journal keeps its own copy */
 	int done, hook_failed, hook_done;
 };
 struct st_inbox;
