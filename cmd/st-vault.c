@@ -34,6 +34,8 @@ static const char synopsis[] =
 
 static void usage(int code)
 {
+	if (code && *st_errmsg())
+		st_warn("%s", st_errmsg());
 	fputs(synopsis, code ? stderr : stdout);
 	exit(code);
 }
@@ -47,7 +49,8 @@ static void die_err(void)
 static int opt(int argc, char **argv, const char *sh,
                const struct option *lo)
 {
-	int c = getopt_long(argc, argv, sh, lo, NULL);
+	/* no abbreviations: "--pass X" must not pass for a longer option */
+	int c = st_getopt(argc, argv, sh, lo);
 
 	if (c == '?')
 		usage(ST_EX_USAGE);

@@ -284,17 +284,16 @@ static int perform(struct st_relay *r, const char *method, const char *path,
 		                "larger than %d bytes", r->base, HEADERS_MAX);
 	if (cap->failed)
 		return -1;
-	/* SPEC §2: a relay we cannot connect to is unreachable (69); one
-	 * that took the connection and then did not answer in time is a
-	 * timeout (75, try again later) */
+	/* a relay that does not answer in time is as unavailable as one
+	 * that refuses the connection: 69 (HOSTILE.md's hostile relay row;
+	 * 75 is for waits of our own, such as the home lock) */
 	if (rc == CURLE_OPERATION_TIMEDOUT) {
 		curl_off_t conn = 0;
 
 		curl_easy_getinfo(r->curl, CURLINFO_CONNECT_TIME_T, &conn);
 		if (conn > 0)
-			return st_error(ST_EX_TEMPFAIL, "relay %s: no answer "
-			                "within the time limit; try again later",
-			                r->base);
+			return st_error(ST_EX_UNAVAILABLE, "relay %s: no answer "
+			                "within the time limit", r->base);
 		return st_error(ST_EX_UNAVAILABLE, "relay %s: cannot connect "
 		                "(%s)", r->base, curl_easy_strerror(rc));
 	}

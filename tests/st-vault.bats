@@ -305,3 +305,13 @@ PY
 	[ -e "$fresh" ]
 	[ "$(st-vault ls | wc -l)" -eq 2 ]
 }
+
+@test "no option takes a passphrase on the command line, abbreviated or not" {
+	for arg in --pass=hunter2 --passphrase=hunter2 --passphrase-f=hunter2; do
+		run st-vault decrypt "$arg"
+		[ "$status" -eq 64 ]
+		[[ "$output" != *hunter2* ]]
+		run st-vault encrypt -p "$arg"
+		[ "$status" -eq 64 ]
+	done
+}
