@@ -191,6 +191,38 @@ load msg_helper
 	[ "$(mailbox bob)" -eq 0 ]
 }
 
+@test "a home lock held past 10 s: st-recv and st-send exit 75, nothing received, sent or queued" {
+	users alice bob
+	as alice
+	st-send -m "waiting" bob >/dev/null
+	as bob
+	st-send -m "hi" alice >/dev/null
+	flock -x "$ST_HOME/lock" sleep 14 &
+	holder=$!
+	sleep 0.3
+	start=$(date +%s)
+	st-recv -q 2>"$BATS_TEST_TMPDIR/recv.err" &
+	r=$!
+	st-send -m "blocked" alice >/dev/null 2>"$BATS_TEST_TMPDIR/send.err" &
+	s=$!
+	rs=0; wait $r || rs=$?
+	ss=0; wait $s || ss=$?
+	took=$(( $(date +%s) - start ))
+	kill $holder 2>/dev/null || true
+	wait $holder 2>/dev/null || true
+	[ "$rs" -eq 75 ]
+	[ "$ss" -eq 75 ]
+	grep -q lock "$BATS_TEST_TMPDIR/recv.err"
+	grep -q lock "$BATS_TEST_TMPDIR/send.err"
+	[ "$took" -ge 9 ] && [ "$took" -le 14 ]
+	[ "$(mailbox bob)" -eq 1 ]
+	[ "$(mailbox alice)" -eq 1 ]
+	[ -z "$(ls "$ST_HOME/outbox")" ]
+	[ "$(vault_count bob message)" -eq 0 ]
+	# once the lock is free, everything goes as usual
+	[ "$(st-recv -j | jfield text)" = waiting ]
+}
+
 @test "st-recv: a flipped bit is exit 65, kept as undecryptable and acknowledged, state unchanged" {
 	users alice bob
 	as alice
@@ -337,4 +369,21 @@ assert json.load(sys.stdin) == json.loads(sys.argv[1])' "$bad"
 	grep -q 'From alice' "$BATS_TEST_TMPDIR/tty"
 	! grep -q "$(printf '\033')" "$BATS_TEST_TMPDIR/tty"
 	! grep -q "$(printf '\342\200\256')" "$BATS_TEST_TMPDIR/tty"
+}
+
+@test "st-recv: relay down is exit 69 within a few seconds, nothing changed" {
+	users alice bob
+	as alice
+	st-send -m "kept" bob >/dev/null
+	as bob
+	stop_relay
+	before=$(cd "$ST_HOME" && find . -type f -exec md5sum {} + | sort)
+	start=$(date +%s%N)
+	run st-recv
+	took=$(( ($(date +%s%N) - start) / 1000000 ))
+	[ "$status" -eq 69 ]
+	[[ "$output" == *"relay"* ]]
+	[ "$took" -lt 5000 ]
+	[ "$(cd "$ST_HOME" && find . -type f -exec md5sum {} + | sort)" = "$before" ]
+	[ "$(vault_count bob message)" -eq 0 ]
 }
