@@ -429,6 +429,9 @@ PY
 	expect 200 -- POST /v1/users/alice/bundle "$tc"
 	[ "$(jget spk.id)" = 1 ]
 	[ "$(jget opk.id)" = 4 ]
+	# per target too: bob, limited on alice, still gets carol's bundle
+	expect 200 -- POST /v1/users/carol/bundle "$tb"
+	[ "$(jget user)" = carol ]
 }
 
 @test "prekey race: 50 parallel bundle fetches for 10 OPKs hand out exactly 10" {
@@ -666,8 +669,16 @@ PY
 	[ "$(jget user)" = bob ]
 	expect 200 -- GET "/v1/messages?limit=2" "$tb"
 	[ "$(jget more)" = true ]
+	a=$(jget messages.0.id)
+	b=$(jget messages.1.id)
 	expect 429 rate_limited -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 5),$(entry bob 6)]}"
 	[ "$(header Retry-After)" -ge 1 ]
+	# the owner acks the first page and gets the rest, the last page
+	expect 204 -- POST /v1/messages/ack "$tb" "{\"ids\":[\"$a\",\"$b\"]}"
+	expect 200 -- GET "/v1/messages?limit=2" "$tb"
+	[ "$(jget more)" = false ]
+	[ "$(jget messages.0.id)" -gt "$b" ]
+	[ "$("$TK" get messages <"$OUT" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ]
 }
 
 # ---- channels ----
