@@ -315,3 +315,40 @@ PY
 		[ "$status" -eq 64 ]
 	done
 }
+
+@test "a flipped bit in a later chunk: 65, no -o file, stdout stops at the last authenticated chunk" {
+	head -c 200000 /dev/urandom >"$BATS_TEST_TMPDIR/p"
+	st-vault encrypt -o "$BATS_TEST_TMPDIR/c.age" "$BATS_TEST_TMPDIR/p"
+	python3 - "$BATS_TEST_TMPDIR" "$ST_BIN/st-vault" <<'PY'
+import os, subprocess, sys
+tmp, exe = sys.argv[1:]
+data = open(tmp + "/c.age", "rb").read()
+plain = open(tmp + "/p", "rb").read()
+body = data.index(b"\n--- ") + 1
+body = data.index(b"\n", body) + 1 + 16           # header, then the nonce
+chunk = 65536 + 16
+bad = []
+# chunk 2 (index 1), the last chunk, and the last chunk's tag
+for k, off in ((1, body + chunk + 100), (3, body + 3 * chunk + 10),
+               (3, len(data) - 1)):
+    d = bytearray(data); d[off] ^= 0x10
+    open(tmp + "/t.age", "wb").write(d)
+    out = tmp + "/t.out"
+    r = subprocess.run([exe, "decrypt", "-o", out, tmp + "/t.age"],
+                       capture_output=True)
+    if r.returncode != 65 or os.path.exists(out):
+        bad.append(("-o", k, r.returncode))
+    r = subprocess.run([exe, "decrypt", tmp + "/t.age"], capture_output=True)
+    # only whole chunks before the damaged one may have been released
+    if r.returncode != 65 or len(r.stdout) > k * 65536 or \
+            r.stdout != plain[:len(r.stdout)]:
+        bad.append(("stdout", k, r.returncode, len(r.stdout)))
+# a file cut after chunk 2: 65, never a silent truncation
+open(tmp + "/t.age", "wb").write(data[:body + 2 * chunk])
+r = subprocess.run([exe, "decrypt", tmp + "/t.age"], capture_output=True)
+if r.returncode != 65:
+    bad.append(("cut", r.returncode))
+print(bad)
+sys.exit(1 if bad else 0)
+PY
+}
