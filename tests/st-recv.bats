@@ -387,3 +387,28 @@ assert json.load(sys.stdin) == json.loads(sys.argv[1])' "$bad"
 	[ "$(cd "$ST_HOME" && find . -type f -exec md5sum {} + | sort)" = "$before" ]
 	[ "$(vault_count bob message)" -eq 0 ]
 }
+
+@test "st-recv: OSC 8, C1 CSI and escapes in a file name and a channel post never reach a terminal raw" {
+	need_forge
+	users alice bob
+	as alice
+	st-send -m "session" bob >/dev/null
+	evil=$(printf 'a \033]8;;http://x\033\\link\033]8;;\033\\ b \302\2332J c')
+	name=$(printf 'n\033[31mred\302\233\342\200\256.txt')
+	echo data >"$BATS_TEST_TMPDIR/f"
+	printf '%s' "$evil" | "$FORGE" bob "$name" "$BATS_TEST_TMPDIR/f" >/dev/null
+	st-send --flush >/dev/null
+	st-send -c lobby -m "$evil" >/dev/null
+	as bob
+	mkdir "$BATS_TEST_TMPDIR/out"
+	script -qec "st-recv -o $BATS_TEST_TMPDIR/out; st-recv -c lobby" /dev/null \
+	    >"$BATS_TEST_TMPDIR/tty" </dev/null
+	grep -q 'From alice' "$BATS_TEST_TMPDIR/tty"
+	grep -q 'in #lobby' "$BATS_TEST_TMPDIR/tty"
+	grep -q '\[file ' "$BATS_TEST_TMPDIR/tty"
+	! grep -q "$(printf '\033')" "$BATS_TEST_TMPDIR/tty"
+	! grep -q "$(printf '\302\233')" "$BATS_TEST_TMPDIR/tty"
+	! grep -q "$(printf '\342\200\256')" "$BATS_TEST_TMPDIR/tty"
+	# raw inside JSON
+	[ "$(st-recv -c lobby -j | jfield text)" = "$evil" ]
+}
