@@ -1049,3 +1049,31 @@ PY
 	run "$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("pragma integrity_check").fetchone()[0])' "$RELAY_DB"
 	[ "$output" = ok ]
 }
+
+@test "database locked by another process: 503 with Retry-After after the busy timeout, reads still served, then 201" {
+	relay --no-rate-limits
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1)]}"
+	"$PY" -c 'import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(30)' "$RELAY_DB" "$BATS_TEST_TMPDIR/locked" &
+	holder=$!
+	until [ -e "$BATS_TEST_TMPDIR/locked" ]; do sleep 0.05; done
+	start=$(date +%s)
+	expect 503 unavailable -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 2)]}"
+	took=$(( $(date +%s) - start ))
+	[ "$(header Retry-After)" -ge 1 ]
+	[ "$took" -ge 4 ] && [ "$took" -le 15 ]
+	expect 200 -- GET /v1/health
+	expect 200 -- GET /v1/messages "$tb"
+	[ "$(jget messages.0.envelope.ct)" = BBBB ]
+	kill "$holder"
+	wait "$holder" 2>/dev/null || true
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 2)]}"
+	kill -0 "$RELAY_PID"
+}
