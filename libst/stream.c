@@ -396,10 +396,10 @@ static int open1(struct st_stream_dec *d, const unsigned char *in, size_t n,
 	d->nonce[11] = (unsigned char)last;
 	if (EVP_CipherInit_ex(d->c, NULL, NULL, NULL, d->nonce, 0) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(d->c, EVP_CTRL_AEAD_SET_TAG, TAG,
-	                        (void *)(in + n - TAG)) != 1 ||
+	                        (void *)(in + (n - TAG))) != 1 ||
 	    (n > TAG &&
 	     EVP_CipherUpdate(d->c, d->pt, &len, in, (int)(n - TAG)) != 1) ||
-	    EVP_CipherFinal_ex(d->c, d->pt + n - TAG, &len) != 1)
+	    EVP_CipherFinal_ex(d->c, d->pt + (n - TAG), &len) != 1)
 		return -1;
 	return 0;
 }

@@ -228,6 +228,9 @@ static int write_item(struct st_vault *v, const char *path, int infd,
 		return st_atomic_commit(&a);
 	}
 fail:
+	/* "cannot write output: No space left on device" names no file */
+	if (st_errcode() == ST_EX_CANTCREAT && !strstr(st_errmsg(), path))
+		st_error_ctx("%s", path);
 	st_age_enc_free(e);
 	st_atomic_abort(&a);
 	st_free_secret(buf, buf ? ST_STREAM_CHUNK * 4 : 0);
@@ -617,13 +620,29 @@ struct st_vault_writer *st_vault_writer_new(struct st_vault *v,
 		free(w);
 		return NULL;
 	}
-	free(path);
 	if (!(w->e = st_age_enc_new(&r, 1, 0, st_sink_fd, &w->a.fd))) {
+		if (st_errcode() == ST_EX_CANTCREAT)
+			st_error_ctx("%s", path);
+		free(path);
 		st_atomic_abort(&w->a);
 		free(w);
 		return NULL;
 	}
+	free(path);
 	return w;
+}
+
+/* Name the item in a write error ("cannot write output" names no file). */
+static int item_error(struct st_vault_writer *w)
+{
+	char *path;
+
+	if (st_errcode() != ST_EX_CANTCREAT)
+		return -1;
+	path = item_path(w->v, w->id, 0);
+	st_error_ctx("%s", path);
+	free(path);
+	return -1;
 }
 
 int st_vault_writer_sink(void *ctx, const void *p, size_t n)
@@ -631,7 +650,9 @@ int st_vault_writer_sink(void *ctx, const void *p, size_t n)
 	struct st_vault_writer *w = ctx;
 
 	w->size += (int64_t)n;
-	return st_age_enc_write(w->e, p, n);
+	if (st_age_enc_write(w->e, p, n) < 0)
+		return item_error(w);
+	return 0;
 }
 
 int st_vault_writer_commit(struct st_vault_writer *w, struct st_json *meta)
@@ -644,8 +665,10 @@ int st_vault_writer_commit(struct st_vault_writer *w, struct st_json *meta)
 	w->e = NULL;
 	if (rc == 0)
 		rc = st_atomic_commit(&w->a);
-	else
+	else {
+		item_error(w);
 		st_atomic_abort(&w->a);
+	}
 	if (rc == 0) {
 		st_json_set_str(meta, "id", w->id);
 		st_json_set_int(meta, "size", w->size);

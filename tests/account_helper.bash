@@ -176,6 +176,9 @@ PY
 
 teardown() {
 	stop_relay
+	if [ -n "${SMALL_MNT:-}" ]; then
+		umount "$SMALL_MNT" 2>/dev/null || true
+	fi
 	if [ -n "${FAKE_PID:-}" ]; then
 		kill "$FAKE_PID" 2>/dev/null || true
 		wait "$FAKE_PID" 2>/dev/null || true
