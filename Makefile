@@ -125,8 +125,91 @@ bench: deps-if-missing
 	@$(MAKE) --no-print-directory all $(TOOL_BIN) $(BENCH_BIN)
 	@for b in tests/bench/*.sh; do [ -e "$$b" ] && ST_BUILD=$(B) ST_BIN=$(CURDIR)/$(BIN) sh "$$b"; done; true
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c, see tests/fuzz/README.md) in their
+# own tree: libst, the server objects and the targets are built again by
+# clang with coverage, ASan and UBSan, then tests/fuzz/run.sh runs each
+# target for FUZZ_SECONDS on a copy of its seed corpus (tests/fuzz/corpus).
+FUZZ_B       = build-fuzz
+FUZZ_CC      = clang
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     = $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+
 fuzz: deps-if-missing
-	@tests/fuzz/run.sh
+	@contrib/deps.sh --if-missing --tools
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "make fuzz: $(FUZZ_CC)" \
+	    "is missing (Debian: clang libclang-rt-14-dev)" >&2; exit 69; }
+	@$(MAKE) --no-print-directory B=$(FUZZ_B) BIN=$(FUZZ_B)/bin \
+	    CC=$(FUZZ_CC) CFLAGS='-g -O1' \
+	    SANFLAGS='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) ST_FUZZ_BUILD=$(FUZZ_B) tests/fuzz/run.sh
+
+# only through `make fuzz`, which sets B, CC and SANFLAGS for it
+.PHONY: fuzz-build
+fuzz-build: $(FUZZ_BIN)
+
+$(B)/fuzz/fuzz_%: $(B)/tests/fuzz/fuzz_%.o $(LIBST)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+# the router target drives the relay's api without sockets
+$(B)/fuzz/fuzz_router: $(B)/tests/fuzz/fuzz_router.o $(SERVER_OBJ) $(LIBST)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+# Static analysis of libst/, cmd/ and server/ with cppcheck and clang-tidy;
+# the check sets, and why each excluded check is excluded, are in
+# doc/lint.md.  Any finding fails.
+LINT_SRC  = $(wildcard libst/*.c cmd/*.c server/*.c)
+LINT_DEFS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+# cppcheck reads no system headers; Jansson's is forced in for its macros
+CPPCHECK  = cppcheck
+CPPCHECK_FLAGS = --std=c11 --library=posix --quiet --inline-suppr \
+    --error-exitcode=1 --enable=warning,style,performance,portability \
+    -Ilibst -Iserver $(LINT_DEFS) \
+    --include=$(shell $(PKG_CONFIG) --variable=includedir jansson)/jansson.h \
+    --suppress=missingIncludeSystem --suppress=variableScope \
+    --suppress=readdirCalled --suppress=usleepCalled \
+    --suppress=unusedStructMember --suppress=unreadVariable \
+    --suppress=unassignedVariable \
+    --suppress=knownConditionTrueFalse:libst/recv.c \
+    --suppress=knownConditionTrueFalse:libst/send.c \
+    --suppress=knownConditionTrueFalse:libst/recvstore.c \
+    --suppress=arrayIndexThenCheck:server/api.c \
+    --template='{file}:{line}: {severity}: {message} [{id}]'
+CLANG_TIDY = clang-tidy
+TIDY_CHECKS = -*,clang-analyzer-*,\
+-clang-analyzer-core.CallAndMessage,-clang-analyzer-core.NonNullParamChecker,\
+-clang-analyzer-core.NullDereference,\
+-clang-analyzer-core.UndefinedBinaryOperatorResult,\
+-clang-analyzer-core.uninitialized.Assign,-clang-analyzer-valist.Uninitialized,\
+-clang-analyzer-deadcode.DeadStores,-clang-analyzer-optin.performance.Padding,\
+-clang-analyzer-security.insecureAPI.strcpy,\
+-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,\
+bugprone-*,-bugprone-easily-swappable-parameters,\
+-bugprone-implicit-widening-of-multiplication-result,\
+-bugprone-narrowing-conversions,-bugprone-not-null-terminated-result,\
+-bugprone-signed-char-misuse,-bugprone-sizeof-expression,\
+cert-*,-cert-err33-c,-cert-str34-c,\
+misc-*,-misc-unused-parameters,-misc-no-recursion,performance-*,portability-*
+TIDY_FEATURE_MACROS = _POSIX_C_SOURCE;_XOPEN_SOURCE;_DEFAULT_SOURCE;_GNU_SOURCE
+TIDY_CONFIG = {Checks: "$(TIDY_CHECKS)", WarningsAsErrors: "*", \
+    HeaderFilterRegex: "(libst|server)/[^/]*\\.h$$", CheckOptions: [\
+    {key: bugprone-suspicious-string-compare.WarnOnImplicitComparison, value: false},\
+    {key: bugprone-reserved-identifier.AllowedIdentifiers, value: "$(TIDY_FEATURE_MACROS)"},\
+    {key: cert-dcl37-c.AllowedIdentifiers, value: "$(TIDY_FEATURE_MACROS)"},\
+    {key: cert-dcl51-cpp.AllowedIdentifiers, value: "$(TIDY_FEATURE_MACROS)"}]}
+
+.PHONY: lint
+lint:
+	@contrib/deps.sh --if-missing --tools
+	@for t in $(CPPCHECK) $(CLANG_TIDY); do command -v $$t >/dev/null 2>&1 || \
+	    { echo "make lint: $$t is missing (Debian: cppcheck clang-tidy)" >&2; exit 69; }; done
+	$(CPPCHECK) $(CPPCHECK_FLAGS) $(LINT_SRC)
+	$(CLANG_TIDY) --quiet --config='$(TIDY_CONFIG)' $(LINT_SRC) -- \
+	    -std=c11 $(LINT_DEFS) $(WARN) -Ilibst $(PKG_CFLAGS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR_I) $(DESTDIR)$(MANDIR)/man1 \
@@ -145,6 +228,6 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 
 clean:
-	rm -rf build build-san bin
+	rm -rf build build-san build-fuzz bin
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,12 +1,22 @@
 #!/bin/sh
 # deps.sh - install the Debian packages safetalk builds and tests with.
 # With --if-missing, do nothing unless pkg-config or command -v finds
-# something missing.  Uses sudo when not root.
+# something missing.  --tools adds what `make fuzz` and `make lint` use
+# (clang with its libFuzzer runtime, cppcheck, clang-tidy).  Uses sudo when
+# not root.
 set -eu
 
 PKGS="build-essential pkg-config libssl-dev libargon2-dev libcurl4-openssl-dev
 libjansson-dev libmicrohttpd-dev libsqlite3-dev libcmocka-dev zlib1g-dev
 bats age expect curl python3 time valgrind"
+
+TOOLS=
+for a in "$@"; do
+	[ "$a" = --tools ] && TOOLS=1
+done
+if [ -n "$TOOLS" ]; then
+	PKGS="$PKGS clang libclang-rt-14-dev cppcheck clang-tidy"
+fi
 
 missing() {
 	command -v cc >/dev/null 2>&1 || return 0
@@ -16,6 +26,13 @@ missing() {
 	for c in bats age expect curl python3; do
 		command -v "$c" >/dev/null 2>&1 || return 0
 	done
+	if [ -n "$TOOLS" ]; then
+		for c in clang cppcheck clang-tidy; do
+			command -v "$c" >/dev/null 2>&1 || return 0
+		done
+		ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
+		    >/dev/null 2>&1 || return 0
+	fi
 	return 1
 }
 
