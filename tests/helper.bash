@@ -56,6 +56,9 @@ setup() {
 
 teardown() {
 	stop_relay
+	if [ -n "${SMALL_MNT:-}" ]; then
+		umount "$SMALL_MNT" 2>/dev/null || true
+	fi
 }
 
 # mode FILE: the octal permission bits of FILE.

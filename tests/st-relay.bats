@@ -1077,3 +1077,48 @@ time.sleep(30)' "$RELAY_DB" "$BATS_TEST_TMPDIR/locked" &
 	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 2)]}"
 	kill -0 "$RELAY_PID"
 }
+
+@test "disk full for the database and blobs: 507 storage_full, reads keep working, recovery once space returns" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to mount a small tmpfs"
+	mnt=$BATS_TEST_TMPDIR/small
+	mkdir "$mnt"
+	mount -t tmpfs -o size=4m tmpfs "$mnt" 2>/dev/null || skip "cannot mount a tmpfs here"
+	SMALL_MNT=$mnt
+	port=$(free_port)
+	st-relay -l "127.0.0.1:$port" -d "$mnt/relay.db" --blob-dir "$mnt/blobs" \
+	    --argon2-m 64 --argon2-t 1 --no-rate-limits 2>"$BATS_TEST_TMPDIR/relay.log" &
+	RELAY_PID=$!
+	RELAY_URL=http://127.0.0.1:$port
+	until curl -sf "$RELAY_URL/v1/health" >/dev/null; do sleep 0.05; done
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1)]}"
+	dd if=/dev/zero of="$mnt/fill" bs=4k 2>/dev/null || true
+	# fill what is left with messages until the store says it is full
+	status=
+	for i in $(seq 2 400); do
+		env=$("$PY" -c 'import sys; print("{\"v\":1,\"hdr\":\"AAAA\",\"ct\":\"" + "A" * 60000 + "\"}")')
+		status=$(call POST /v1/messages "$ta" "{\"messages\":[$(entry bob "$i" "$env")]}")
+		[ "$status" = 201 ] || break
+	done
+	[ "$status" = 507 ]
+	[ "$(jget error)" = storage_full ]
+	# a blob upload is refused too, and leaves no temporary behind
+	head -c 100000 /dev/urandom >"$BATS_TEST_TMPDIR/b"
+	run curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ta" \
+	    -H 'Content-Type: application/octet-stream' --data-binary "@$BATS_TEST_TMPDIR/b" \
+	    "$RELAY_URL/v1/blobs"
+	[ "$output" = 507 ] || [ "$output" = 000 ]
+	[ -z "$(ls "$mnt/blobs")" ]
+	# reads keep working
+	expect 200 -- GET /v1/health
+	expect 200 -- GET "/v1/messages?limit=1" "$tb"
+	[ "$(jget messages.0.envelope.ct)" = BBBB ]
+	rm -f "$mnt/fill"
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 9999)]}"
+	kill -0 "$RELAY_PID"
+	"$PY" -c 'import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])' "$mnt/relay.db" | grep -qx ok
+}
