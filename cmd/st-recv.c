@@ -266,6 +266,20 @@ static void upkeep(struct st_relay *r)
 	st_unlock(lock);
 }
 
+/*
+ * A failed round: with -f, a relay that is away or busy is waited for
+ * (1, 2, 4 ... 60 s); anything else, or without -f, ends the run.
+ */
+static void retry_later(const struct opts *o, int *backoff)
+{
+	if (!o->follow || (st_errcode() != ST_EX_UNAVAILABLE &&
+	                   st_errcode() != ST_EX_TEMPFAIL))
+		die_err();
+	st_warn("%s; trying again in %d s", st_errmsg(), *backoff);
+	sleep((unsigned)*backoff);
+	*backoff = *backoff < 30 ? *backoff * 2 : 60;
+}
+
 /* Drain (and with -f, follow) the mailbox; the exit status. */
 static int run(struct st_recv *c, struct st_relay *r, struct opts *o)
 {
@@ -288,12 +302,7 @@ static int run(struct st_recv *c, struct st_relay *r, struct opts *o)
 		                  &pending, &st);
 		total += handled;
 		if (rc < 0) {
-			if (!o->follow || (st_errcode() != ST_EX_UNAVAILABLE &&
-			                   st_errcode() != ST_EX_TEMPFAIL))
-				die_err();
-			st_warn("%s; trying again in %d s", st_errmsg(), backoff);
-			sleep((unsigned)backoff);
-			backoff = backoff < 30 ? backoff * 2 : 60;
+			retry_later(o, &backoff);
 			continue;
 		}
 		backoff = 1;
@@ -402,12 +411,7 @@ static int run_channel(struct st_relay *r, const struct opts *o)
 		got = st_channel_read(c, (int)limit, wait, print_post, &ch,
 		                      &more);
 		if (got < 0) {
-			if (!o->follow || (st_errcode() != ST_EX_UNAVAILABLE &&
-			                   st_errcode() != ST_EX_TEMPFAIL))
-				die_err();
-			st_warn("%s; trying again in %d s", st_errmsg(), backoff);
-			sleep((unsigned)backoff);
-			backoff = backoff < 30 ? backoff * 2 : 60;
+			retry_later(o, &backoff);
 			continue;
 		}
 		backoff = 1;
@@ -450,19 +454,14 @@ int main(int argc, char **argv)
 		die_err();
 	if (o.channel) {
 		rc = run_channel(r, &o);
-		st_relay_free(r);
-		free(url);
-		st_json_free(cfg);
-		if (st_close_stdout() < 0)
+	} else {
+		if (st_keystore_load_identity(&me) < 0)
 			die_err();
-		return rc;
+		upkeep(r);
+		c = st_recv_new(r, &me, user, &o.r, print, note, &o);
+		rc = run(c, r, &o);
+		st_recv_free(c);
 	}
-	if (st_keystore_load_identity(&me) < 0)
-		die_err();
-	upkeep(r);
-	c = st_recv_new(r, &me, user, &o.r, print, note, &o);
-	rc = run(c, r, &o);
-	st_recv_free(c);
 	st_relay_free(r);
 	free(url);
 	st_json_free(cfg);

@@ -369,12 +369,7 @@ int main(int argc, char **argv)
 		die_err();
 	if (o.channel) {
 		rc = post(&o, r, user);
-		st_relay_free(r);
-		free(url);
-		st_json_free(cfg);
-		if (st_close_stdout() < 0)
-			die_err();
-		return rc;
+		goto done;
 	}
 	if ((lock = st_home_lock(LOCK_MS)) < 0)
 		die_err();
@@ -402,6 +397,7 @@ int main(int argc, char **argv)
 	st_unlock(lock);
 	if (first)
 		rc = first;
+done:
 	free(s.queued);
 	free(re.user);
 	free(o.files);
