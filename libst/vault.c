@@ -336,15 +336,29 @@ struct st_json *st_vault_meta(struct st_vault *v, const char *id)
 	return j;
 }
 
+/*
+ * When an item came: a received message by the relay's clock ("received"),
+ * so a sender whose clock is off does not reorder the vault; anything else
+ * by its own "ts".
+ */
+static int64_t when(struct st_json *x)
+{
+	int64_t t = 0;
+
+	if (st_json_get(x, "received") &&
+	    st_json_get_int(x, "received", INT64_MIN, INT64_MAX, &t) == 0)
+		return t;
+	st_json_get_int(x, "ts", INT64_MIN, INT64_MAX, &t);
+	return t;
+}
+
 static int by_time(const void *a, const void *b)
 {
 	struct st_json *x = *(struct st_json *const *)a;
 	struct st_json *y = *(struct st_json *const *)b;
-	int64_t tx = 0, ty = 0;
+	int64_t tx = when(x), ty = when(y);
 	const char *ix = "", *iy = "";
 
-	st_json_get_int(x, "ts", INT64_MIN, INT64_MAX, &tx);
-	st_json_get_int(y, "ts", INT64_MIN, INT64_MAX, &ty);
 	if (tx != ty)
 		return tx < ty ? -1 : 1;
 	st_json_get_str(x, "id", &ix, NULL);

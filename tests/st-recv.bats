@@ -447,3 +447,25 @@ assert json.load(sys.stdin) == json.loads(sys.argv[1])' "$bad"
 	run st-recv -j
 	[ -z "$output" ]
 }
+
+@test "st-recv: a sender's clock a day off does not reorder the vault: items follow the relay's order" {
+	need_forge
+	users alice bob
+	as alice
+	st-send -m "first" bob >/dev/null
+	# the second comes from a clock a day behind, the third a day ahead
+	printf 'second' | ST_FORGE_TS=$(( $(date +%s) * 1000 - 86400000 )) "$FORGE" bob >/dev/null
+	st-send --flush >/dev/null
+	printf 'third' | ST_FORGE_TS=$(( $(date +%s) * 1000 + 86400000 )) "$FORGE" bob >/dev/null
+	st-send --flush >/dev/null
+	st-send -m "fourth" bob >/dev/null
+	as bob
+	st-recv -q
+	[ "$(vault_texts bob | tr '\n' ' ')" = "first second third fourth " ]
+	# the sender's own time is still what the item says it was written
+	ts=$(st-vault ls -j | "$PY" -c 'import json,sys
+for l in sys.stdin:
+    o = json.loads(l)
+    if o["kind"] == "message": print(o["ts"] - o["received"])' | sed -n 2p)
+	[ "$ts" -lt -80000000 ]
+}

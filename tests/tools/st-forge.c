@@ -9,6 +9,8 @@
  *                                  bytes, "../../x" included)
  *   st-forge --raw USER            stdin is the inner message itself
  *                                  (padded here), however malformed
+ *   (ST_FORGE_TS=MS in the environment sets the message's ts: a sender
+ *   whose clock is off)
  *   st-forge -n COUNT USER         COUNT ordinary messages with the text
  *                                  of stdin, each its own id (queues a
  *                                  mailbox for tests/bench/messaging.sh;
@@ -63,7 +65,9 @@ int main(int argc, char **argv)
 	} else {
 		memset(&m, 0, sizeof(m));
 		st_msg_new_id(m.id);
-		m.ts = st_now_ms();
+		/* ST_FORGE_TS: a sender whose clock is off (ms) */
+		m.ts = getenv("ST_FORGE_TS") ? strtoll(getenv("ST_FORGE_TS"),
+		                                       NULL, 10) : st_now_ms();
 		msgto[0] = (char *)to;
 		m.to = msgto;
 		m.nto = 1;
