@@ -469,3 +469,48 @@ for l in sys.stdin:
     if o["kind"] == "message": print(o["ts"] - o["received"])' | sed -n 2p)
 	[ "$ts" -lt -80000000 ]
 }
+
+@test "st-recv: flipped bits in the header and body, and a broken field, each 65 in a run that still delivers the others" {
+	users alice bob carol
+	as alice
+	st-send -m "m0" bob >/dev/null
+	as bob
+	st-recv -q
+	st-send -m "back" alice >/dev/null
+	as alice
+	st-recv -q
+	ST_RELAY=$(dead_url) st-send -m "genuine" bob 2>/dev/null || true
+	env=$(outbox_envelope alice)
+	n=0
+	for how in hdr ct field; do
+		bad=$("$PY" -c 'import json,sys,base64
+e, how = json.loads(sys.argv[1]), sys.argv[2]
+d = lambda s: bytearray(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)))
+b = lambda x: base64.urlsafe_b64encode(bytes(x)).decode().rstrip("=")
+if how == "field":
+    e["hdr"] = e["hdr"][:-3] + "!!!"
+else:
+    x = d(e[how]); x[len(x) // 2] ^= 0x04; e[how] = b(x)
+print(json.dumps(e))' "$env" "$how")
+		as bob
+		before=$(sha256sum "$ST_HOME/ratchet/alice.json")
+		[ "$(post_envelope alice bob "$bad")" = 201 ]
+		as carol
+		st-send -m "carol $how" bob >/dev/null
+		as bob
+		run st-recv
+		n=$((n + 1))
+		[ "$status" -eq 65 ]
+		[[ "$output" == *"carol $how"* ]]
+		[ "$(sha256sum "$ST_HOME/ratchet/alice.json")" = "$before" ]
+		[ "$(mailbox bob)" -eq 0 ]
+		[ "$(vault_count bob undecryptable)" -eq "$n" ]
+	done
+	# alice's genuine message still decrypts after all that
+	as alice
+	st-send --flush >/dev/null
+	as bob
+	run st-recv
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = genuine ]
+}
