@@ -81,8 +81,9 @@ drain() {
 }
 
 # fake_relay MODE: a hostile "relay" (python3) answering every request the
-# MODE way: redirect, 500, html, huge, escape, or file:PATH (200 with the
-# file as the body).  Sets FAKE_URL, FAKE_PID.
+# MODE way: redirect, 500, html, huge, chunked (endless), deep (nesting
+# 100,000 levels), escape, or file:PATH (200 with the file as the body).
+# Sets FAKE_URL, FAKE_PID.
 fake_relay() {
 	local port
 	port=$(free_port)
@@ -125,6 +126,26 @@ class H(http.server.BaseHTTPRequestHandler):
         elif mode.startswith("file:"):
             body = open(mode[5:], "rb").read()
             self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif mode == "chunked":
+            # an endless chunked stream
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"A" * 65536
+            try:
+                self.wfile.write(b'%x\r\n{"token":"\r\n' % 10)
+                while True:
+                    self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            except Exception:
+                pass
+        elif mode == "deep":
+            body = b"[" * 100000 + b"]" * 100000
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

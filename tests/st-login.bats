@@ -314,6 +314,16 @@ PY
 	[ "$status" -eq 69 ]
 	[[ "$output" == *"larger than"* ]]
 	kill "$FAKE_PID"
+	fake_relay chunked
+	run st-login -r "$FAKE_URL" --password-file "$PW"
+	[ "$status" -eq 69 ]
+	[[ "$output" == *"larger than"* ]]
+	kill "$FAKE_PID"
+	fake_relay deep
+	run st-login -r "$FAKE_URL" --password-file "$PW"
+	[ "$status" -eq 65 ]
+	[[ "$output" == *"nest"* ]]
+	kill "$FAKE_PID"
 	fake_relay escape
 	run st-login -r "$FAKE_URL" --password-file "$PW"
 	[ "$status" -eq 65 ]
