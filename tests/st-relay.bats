@@ -798,6 +798,12 @@ PY
 	[ "$(ls "$BATS_TEST_TMPDIR/blobs" | wc -l)" = 2 ]
 	run bash -c "head -c 10 /dev/zero | curl -s -o /dev/null -w '%{http_code}' --data-binary @- $RELAY_URL/v1/blobs"
 	[ "$output" = 401 ]
+	# refused streams end the connection: the rest of the body is not read
+	[ "$(up 5000 application/octet-stream -D "$HDRS")" = 413 ]
+	grep -qi '^Connection: close' "$HDRS"
+	# the refused ones left no row
+	[ "$("$PY" -c 'import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("select count(*) from blobs").fetchone()[0])' "$RELAY_DB")" = 2 ]
 }
 
 @test "blobs: an upload dropped half-way leaves no file, no row, the quota unchanged" {
