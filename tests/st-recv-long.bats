@@ -41,7 +41,7 @@ load msg_helper
 	done
 	as alice
 	st-send --flush >/dev/null 2>&1
-	[ -z "$(ls "$ST_HOME/outbox")" ]
+	[ -z "$(ls "$ST_HOME/outbox" | grep -v "\.tmp-")" ]
 	as bob
 	run st-recv -q
 	[ "$status" -eq 0 ]
