@@ -11,6 +11,14 @@
  * and in a heap by deadline that a timer thread watches (suspended
  * connections never time out on their own).
  *
+ * libmicrohttpd's connection timeout counts only inactivity, so a client
+ * trickling a header byte now and then would hold its connection forever
+ * (slowloris).  Every connection is therefore also listed here with the
+ * time it became ready for a request (opened, or its last answer sent);
+ * the timer thread shuts down any whose request headers are not whole
+ * within the idle timeout of that moment.  libmicrohttpd then sees the
+ * end of the stream and closes it on its own thread.
+ *
  * libmicrohttpd 0.9.75 picks one of two Content-Length headers and lets
  * one ride along a Transfer-Encoding, so the framing headers are counted
  * here and the api refuses those requests.
@@ -56,6 +64,14 @@ struct hconn {
 	size_t hidx;
 };
 
+/* A connection as the header deadline sees it (socket context). */
+struct sconn {
+	int fd;
+	_Atomic int in_request;         /* headers whole, request not done */
+	_Atomic int64_t ready;          /* ms, when it began waiting for one */
+	struct sconn *prev, *next;
+};
+
 struct st_http {
 	struct MHD_Daemon *d;
 	const struct st_conf *c;
@@ -72,6 +88,9 @@ struct st_http {
 	size_t nheap, capheap;
 	int draining, stop;
 	pthread_t timer;
+	/* every open connection, for the header deadline (under wmu) */
+	struct sconn *conns;
+	int64_t next_sweep;
 	atomic_int inflight, suspended;
 };
 
@@ -208,23 +227,40 @@ static int wait_for(struct st_http *h, struct hconn *c)
 	return 1;
 }
 
+/* Cut off connections whose request headers are overdue (under wmu). */
+static void sweep_headers(struct st_http *h, int64_t now)
+{
+	int64_t limit = (int64_t)h->c->idle_timeout * 1000;
+
+	for (struct sconn *s = h->conns; s; s = s->next) {
+		if (atomic_load(&s->in_request) ||
+		    now - atomic_load(&s->ready) <= limit)
+			continue;
+		/* still open: CLOSED takes it off this list before the close */
+		shutdown(s->fd, SHUT_RDWR);
+		atomic_store(&s->ready, INT64_MAX / 2);
+	}
+	h->next_sweep = now + 1000;
+}
+
 static void *timer(void *arg)
 {
 	struct st_http *h = arg;
 	struct timespec ts;
-	int64_t due;
+	int64_t due, now;
 
 	pthread_mutex_lock(&h->wmu);
 	while (!h->stop) {
-		if (!h->nheap) {
-			pthread_cond_wait(&h->wcv, &h->wmu);
-			continue;
-		}
-		due = h->heap[0]->wdeadline;
-		if (due <= st_now_ms()) {
+		now = st_now_ms();
+		if (now >= h->next_sweep)
+			sweep_headers(h, now);
+		due = h->next_sweep;
+		if (h->nheap && h->heap[0]->wdeadline <= now) {
 			unwait(h, h->heap[0]);
 			continue;
 		}
+		if (h->nheap && h->heap[0]->wdeadline < due)
+			due = h->heap[0]->wdeadline;
 		ts.tv_sec = due / 1000;
 		ts.tv_nsec = (due % 1000) * 1000000;
 		pthread_cond_timedwait(&h->wcv, &h->wmu, &ts);
@@ -411,6 +447,52 @@ static void uncount(struct st_http *h, struct hconn *c)
 	c->counted = 0;
 }
 
+static struct sconn *sconn_of(struct MHD_Connection *mc)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Connections opened and closed, listed for the header deadline. */
+static void on_connection(void *cls, struct MHD_Connection *mc, void **ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct st_http *h = cls;
+	struct sconn *s = *ctx;
+	const union MHD_ConnectionInfo *ci;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci)
+			return;
+		s = st_calloc(1, sizeof(*s));
+		s->fd = ci->connect_fd;
+		atomic_store(&s->ready, st_now_ms());
+		pthread_mutex_lock(&h->wmu);
+		s->next = h->conns;
+		if (h->conns)
+			h->conns->prev = s;
+		h->conns = s;
+		pthread_mutex_unlock(&h->wmu);
+		*ctx = s;
+		return;
+	}
+	if (!s)
+		return;
+	pthread_mutex_lock(&h->wmu);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		h->conns = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	pthread_mutex_unlock(&h->wmu);
+	free(s);
+	*ctx = NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
                                   const char *url, const char *method,
                                   const char *version, const char *data,
@@ -420,6 +502,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
 	struct hconn *c = *ctx;
 
 	if (!c) {
+		struct sconn *sc = sconn_of(mc);
+
+		if (sc)
+			atomic_store(&sc->in_request, 1);
 		*ctx = c = conn_new(h, mc, url, method);
 		if (st_api_begin(h->api, &c->q, &c->r))
 			return reply(c);
@@ -479,8 +565,13 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **ctx,
 {
 	struct st_http *h = cls;
 	struct hconn *c = *ctx;
+	struct sconn *sc = sconn_of(mc);
 	int64_t us;
 
+	if (sc) {
+		atomic_store(&sc->ready, st_now_ms());
+		atomic_store(&sc->in_request, 0);
+	}
 	if (!c)
 		return;
 	us = mono_us() - c->t0;
@@ -592,7 +683,7 @@ struct st_http *st_http_start(const struct st_conf *c, struct st_api *api,
 {
 	struct st_http *h = st_calloc(1, sizeof(*h));
 	struct sockaddr_storage ss;
-	struct MHD_OptionItem o[16];
+	struct MHD_OptionItem o[18];
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 	                 MHD_USE_TURBO;
@@ -621,6 +712,7 @@ struct st_http *st_http_start(const struct st_conf *c, struct st_api *api,
 	OPT(MHD_OPTION_CONNECTION_TIMEOUT, c->idle_timeout, NULL);
 	OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL);
 	OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, h);
+	OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, h);
 	OPT(MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL);
 	if (tls) {
 		OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert);

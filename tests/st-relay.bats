@@ -912,44 +912,57 @@ PY
 	expect 200 -- GET /v1/health
 }
 
-@test "slowloris: the per-IP cap and the idle timeout keep other clients served" {
+@test "slowloris: the per-IP cap, the idle timeout and the header deadline keep other clients served" {
 	relay --max-per-ip 10 --idle-timeout 2
+	# 10 connections trickle a header byte every 0.4 s (never idle for the
+	# 2 s timeout); the 11th from the same address is refused at once
 	"$PY" - "$RELAY_URL" >"$BATS_TEST_TMPDIR/slow" <<'PY' &
 import socket, sys, time
 host, port = sys.argv[1].split('//')[1].split(':')
-socks = []
-for i in range(100):
-    try:
-        s = socket.create_connection((host, int(port)), timeout=2)
-        s.sendall(b'GET /v1/health HTTP/1.1\r\n')
-        socks.append(s)
-    except OSError:
-        pass
-time.sleep(1)
+socks = [socket.create_connection((host, int(port)), timeout=2) for _ in range(10)]
 for s in socks:
-    try:
-        s.sendall(b'X')
-    except OSError:
-        pass
-time.sleep(4)
-alive = 0
-for s in socks:
-    s.settimeout(0.2)
-    try:
-        s.recv(1)
-    except socket.timeout:
-        alive += 1
-    except OSError:
-        pass
-print(alive)
+    s.sendall(b'GET /v1/health HTTP/1.1\r\n')
+time.sleep(0.3)
+extra = socket.create_connection((host, int(port)), timeout=2)
+try:
+    extra.sendall(b'GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n')
+    refused = extra.recv(100) == b''
+except OSError:
+    refused = True
+t0 = time.time()
+open_at = {}
+while time.time() - t0 < 5:
+    for i, s in enumerate(socks):
+        if i in open_at:
+            continue
+        try:
+            s.sendall(b'X')
+        except OSError:
+            open_at[i] = time.time() - t0
+            continue
+        s.settimeout(0.01)
+        try:
+            if s.recv(1) == b'':
+                open_at[i] = time.time() - t0
+        except socket.timeout:
+            pass
+        except OSError:
+            open_at[i] = time.time() - t0
+    time.sleep(0.4)
+print(int(refused), len(open_at), '%.1f' % max(open_at.values(), default=99))
 PY
 	slow=$!
-	sleep 0.5
+	sleep 0.6
+	# another address is served meanwhile
 	run curl -s --max-time 2 --interface 127.0.0.2 "$RELAY_URL/v1/health"
 	[[ "$output" == *'"ok":true'* ]]
 	wait $slow
-	# every trickling connection was closed by the idle timeout
-	[ "$(cat "$BATS_TEST_TMPDIR/slow")" = 0 ]
+	read -r refused closed last <"$BATS_TEST_TMPDIR/slow"
+	echo "refused=$refused closed=$closed last=${last}s" >&2
+	[ "$refused" = 1 ]
+	# every trickling connection was cut off by the header deadline
+	[ "$closed" = 10 ]
+	awk -v t="$last" 'BEGIN { exit !(t >= 1.5 && t < 4.5) }'
 	expect 200 -- GET /v1/health
 }
 
