@@ -876,6 +876,47 @@ PY
 	expect 200 -- GET /v1/health
 }
 
+@test "413 before the body: 200 huge announced bodies, relay memory stays flat" {
+	asan && skip "AddressSanitizer's shadow memory makes VmHWM meaningless"
+	relay --max-per-ip 400
+	register alice
+	ta=$(login alice)
+	hwm() { awk '/^VmHWM/ { print $2 }' "/proc/$RELAY_PID/status"; }
+	before=$(hwm)
+	"$PY" - "$RELAY_URL" "$ta" <<'PY'
+import socket, sys
+host, port = sys.argv[1].split('//')[1].split(':')
+socks = []
+for i in range(200):
+    path, auth = ('/v1/sessions', '') if i % 2 else \
+        ('/v1/messages', 'Authorization: Bearer %s\r\n' % sys.argv[2])
+    s = socket.create_connection((host, int(port)))
+    s.sendall(('POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n'
+               'Content-Length: 1000000000\r\n\r\n' % (path, auth)).encode())
+    s.sendall(b'{"x":"' + b'a' * 20000)
+    socks.append(s)
+n413 = 0
+for s in socks:
+    s.settimeout(3)
+    got = b''
+    try:
+        while b'\r\n' not in got:
+            d = s.recv(4096)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    n413 += got.startswith(b'HTTP/1.1 413')
+    s.close()
+assert n413 == 200, n413
+PY
+	after=$(hwm)
+	echo "VmHWM $before -> $after kB" >&2
+	[ $((after - before)) -lt 4096 ]
+	expect 200 -- GET /v1/health
+}
+
 @test "two Content-Lengths, or Content-Length with Transfer-Encoding: 400 and close" {
 	relay
 	out=$(raw 'POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}')
