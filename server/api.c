@@ -630,6 +630,11 @@ static void metrics(struct st_api *a, struct st_api_req *q,
 	    "st_relay_stored_bytes{kind=\"blobs\"} %lld\n"
 	    "st_relay_stored_bytes{kind=\"database\"} %lld\n",
 	    (long long)queued, (long long)blobs, (long long)db);
+	if (a->waiting)
+		st_buf_appendf(&r->body,
+		    "# HELP st_relay_waiting_polls Long polls waiting now.\n"
+		    "# TYPE st_relay_waiting_polls gauge\n"
+		    "st_relay_waiting_polls %ld\n", a->waiting(a->hook_ctx));
 }
 
 struct sweep_job {

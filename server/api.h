@@ -118,6 +118,7 @@ struct st_api {
 	/* long-poll hooks of the HTTP front; NULL in tests */
 	uint64_t (*gen)(void *ctx, uint64_t key);
 	void (*wake)(void *ctx, uint64_t key);
+	long (*waiting)(void *ctx);     /* long polls waiting now */
 	void *hook_ctx;
 	unsigned char dummy_salt[16];
 };

@@ -243,6 +243,17 @@ static void sweep_headers(struct st_http *h, int64_t now)
 	h->next_sweep = now + 1000;
 }
 
+static long waiting(void *ctx)
+{
+	struct st_http *h = ctx;
+	long n;
+
+	pthread_mutex_lock(&h->wmu);
+	n = (long)h->nheap;
+	pthread_mutex_unlock(&h->wmu);
+	return n;
+}
+
 static void *timer(void *arg)
 {
 	struct st_http *h = arg;
@@ -722,6 +733,7 @@ struct st_http *st_http_start(const struct st_conf *c, struct st_api *api,
 #undef OPT
 	api->gen = gen_of;
 	api->wake = wake;
+	api->waiting = waiting;
 	api->hook_ctx = h;
 	if (pthread_create(&h->timer, NULL, timer, h) != 0) {
 		st_error(ST_EX_UNAVAILABLE, "cannot start the timer thread");
@@ -742,6 +754,7 @@ struct st_http *st_http_start(const struct st_conf *c, struct st_api *api,
 fail:
 	api->gen = NULL;
 	api->wake = NULL;
+	api->waiting = NULL;
 	http_free(h);
 	return NULL;
 }
@@ -773,5 +786,6 @@ void st_http_stop(struct st_http *h)
 	pthread_join(h->timer, NULL);
 	h->api->gen = NULL;
 	h->api->wake = NULL;
+	h->api->waiting = NULL;
 	http_free(h);
 }
