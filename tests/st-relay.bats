@@ -838,6 +838,54 @@ PY
 	[ "$(jget size)" = 1048576 ]
 }
 
+@test "blobs: two uploads racing past the quota: one 201, one 507 at commit, one file, one row" {
+	relay --blob-quota 1000
+	register alice
+	ta=$(login alice)
+	"$PY" - "$RELAY_URL" "$ta" >"$BATS_TEST_TMPDIR/race" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].split('//')[1].split(':')
+hdr = ('POST /v1/blobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n'
+       'Content-Type: application/octet-stream\r\nContent-Length: 600\r\n\r\n'
+       % sys.argv[2]).encode()
+# both pass the check made when the headers arrive (0 of 1000 used) ...
+a = socket.create_connection((host, int(port)))
+b = socket.create_connection((host, int(port)))
+for s in (a, b):
+    s.sendall(hdr + b'\0' * 300)
+time.sleep(0.3)
+# ... and only the commit can tell them apart
+for s in (a, b):
+    s.sendall(b'\1' * 300)
+codes = []
+for s in (a, b):
+    s.settimeout(5)
+    got = b''
+    while b'\r\n' not in got:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    codes.append(got.split(b' ')[1].decode() if got else 'none')
+print(' '.join(sorted(codes)))
+PY
+	[ "$(cat "$BATS_TEST_TMPDIR/race")" = "201 507" ]
+	[ "$(ls "$BATS_TEST_TMPDIR/blobs" | wc -l)" = 1 ]
+	[ "$("$PY" -c 'import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("select count(*), sum(size) from blobs").fetchone())' "$RELAY_DB")" = "(1, 600)" ]
+	# the quota holds 400 more bytes, not 401
+	head -c 401 /dev/zero >"$BATS_TEST_TMPDIR/b"
+	run curl -s -o "$OUT" -w '%{http_code}' -H "Authorization: Bearer $ta" \
+	    -H 'Content-Type: application/octet-stream' \
+	    --data-binary "@$BATS_TEST_TMPDIR/b" "$RELAY_URL/v1/blobs"
+	[ "$output" = 507 ]
+	head -c 400 /dev/zero >"$BATS_TEST_TMPDIR/b"
+	run curl -s -o "$OUT" -w '%{http_code}' -H "Authorization: Bearer $ta" \
+	    -H 'Content-Type: application/octet-stream' \
+	    --data-binary "@$BATS_TEST_TMPDIR/b" "$RELAY_URL/v1/blobs"
+	[ "$output" = 201 ]
+}
+
 @test "blobs: 100 MiB up and down, relay memory stays flat" {
 	relay
 	register alice
