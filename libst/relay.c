@@ -28,6 +28,7 @@ struct st_relay {
 	char retry_after[32];
 	size_t header_bytes;
 	int header_over;
+	long total_s;         /* a request's time limit (ST_TIMEOUT) */
 };
 
 /* 1 when s is a dotted quad 127.x.y.z (curl writes IPv4 hosts that way). */
@@ -103,6 +104,9 @@ struct st_relay *st_relay_new(const char *url, int insecure_http)
 {
 	struct st_relay *r;
 	size_t n = strlen(url);
+	const char *t;
+	char *end;
+	long total = TOTAL_S;
 	int loop;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -122,7 +126,18 @@ struct st_relay *st_relay_new(const char *url, int insecure_http)
 		         "https, or --insecure-http", url);
 		return NULL;
 	}
+	if ((t = getenv("ST_TIMEOUT")) && *t) {
+		errno = 0;
+		total = strtol(t, &end, 10);
+		if (errno || *end || total < 1 || total > 86400 ||
+		    strspn(t, "0123456789") != strlen(t)) {
+			st_error(ST_EX_CONFIG, "ST_TIMEOUT='%.40s': expected whole "
+			         "seconds from 1 to 86400", t);
+			return NULL;
+		}
+	}
 	r = st_calloc(1, sizeof(*r));
+	r->total_s = total;
 	if (!(r->curl = curl_easy_init())) {
 		free(r);
 		st_error(ST_EX_UNAVAILABLE, "cannot initialise libcurl");
@@ -354,7 +369,7 @@ int st_relay_call(struct st_relay *r, const char *method, const char *path,
 	struct curl_slist *h = NULL;
 	char *js = NULL;
 	const char *msg = NULL, *code = NULL;
-	long timeout = TOTAL_S;
+	long timeout = r->total_s;
 	const char *w;
 	int rc;
 
@@ -466,7 +481,7 @@ int st_relay_upload(struct st_relay *r, const char *path, int fd,
 	curl_easy_setopt(r->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
 	/* no total timeout for big files: a stall is caught by low-speed */
 	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, TOTAL_S);
+	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, r->total_s);
 	rc = perform(r, "POST", path, h, &cap, &status, 0L);
 	curl_easy_setopt(r->curl, CURLOPT_UPLOAD, 0L);
 	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 0L);
@@ -496,7 +511,7 @@ int st_relay_download(struct st_relay *r, const char *path, uint64_t max,
 		h = curl_slist_append(h, r->auth);
 	curl_easy_setopt(r->curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, TOTAL_S);
+	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, r->total_s);
 	/* refuse to hand an error page to the sink as if it were the blob */
 	curl_easy_setopt(r->curl, CURLOPT_FAILONERROR, 1L);
 	rc = perform(r, "GET", path, h, &cap, &status, 0L);

@@ -82,13 +82,14 @@ drain() {
 
 # fake_relay MODE: a hostile "relay" (python3) answering every request the
 # MODE way: redirect, 500, html, huge, chunked (endless), deep (nesting
-# 100,000 levels), escape, or file:PATH (200 with the file as the body).
+# 100,000 levels), stall (silence), drip (a header byte every 0.5 s),
+# escape, or file:PATH (200 with the file as the body).
 # Sets FAKE_URL, FAKE_PID.
 fake_relay() {
 	local port
 	port=$(free_port)
 	python3 - "$1" "$port" >"$BATS_TEST_TMPDIR/fake.log" 2>&1 <<'PY' &
-import http.server, sys
+import http.server, sys, time
 mode, port = sys.argv[1], int(sys.argv[2])
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
@@ -149,6 +150,20 @@ class H(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+        elif mode == "stall":
+            # takes the request, then says nothing
+            time.sleep(3600)
+        elif mode == "drip":
+            # a status line, then a byte of headers every half second
+            self.wfile.write(b"HTTP/1.1 201 Created\r\n")
+            self.wfile.flush()
+            try:
+                while True:
+                    time.sleep(0.5)
+                    self.wfile.write(b"X")
+                    self.wfile.flush()
+            except Exception:
+                pass
         elif mode == "escape":
             body = (b'{"error":"bad_json","message":"\\u001b]52;c;cHduZWQ='
                     b'\\u0007\\u001b[2J owned"}')

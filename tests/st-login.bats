@@ -332,6 +332,32 @@ PY
 	[ "$(tok)" = "$t" ]
 }
 
+@test "a relay that stalls or drips after connecting: 69 within ST_TIMEOUT; a bad ST_TIMEOUT is 78" {
+	relay
+	reg alice
+	t=$(tok)
+	for mode in stall drip; do
+		fake_relay $mode
+		t0=$(date +%s%N)
+		ST_TIMEOUT=2 run st-login -r "$FAKE_URL" --password-file "$PW"
+		ms=$((($(date +%s%N) - t0) / 1000000))
+		echo "$mode: $status in $ms ms: $output" >&2
+		[ "$status" -eq 69 ]
+		[[ "$output" == *"no answer within the time limit"* ]]
+		[ "$ms" -ge 1900 ] && [ "$ms" -lt 6000 ]
+		kill "$FAKE_PID"
+	done
+	ST_TIMEOUT=soon run st-login --password-file "$PW"
+	[ "$status" -eq 78 ]
+	[[ "$output" == *"ST_TIMEOUT"* ]]
+	ST_TIMEOUT=0 run st-login --password-file "$PW"
+	[ "$status" -eq 78 ]
+	[ "$(tok)" = "$t" ]
+	# a sane value changes nothing
+	ST_TIMEOUT=30 run st-login --password-file "$PW"
+	[ "$status" -eq 0 ]
+}
+
 @test "rate limited: exit 75 with the relay's Retry-After; the token stays" {
 	relay --rate-login-user 2:1/h
 	reg alice
