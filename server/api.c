@@ -8,6 +8,8 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,6 +372,89 @@ void st_api_wake(struct st_api *a, uint64_t key)
 
 /* ---- tokens ---- */
 
+/*
+ * Every authenticated request would open a read transaction to look its
+ * token up, and after each group commit re-read those pages.  A small
+ * direct-mapped cache keeps the tokens seen lately.  Revocation stays
+ * immediate: logout, account deletion and the expiry sweep call
+ * st_api_tokens_revoke() after their commit and before their answer, which
+ * bumps the generation and so invalidates every entry; an entry filled from
+ * a lookup that began before the bump carries the old generation.
+ */
+#define TOKEN_SLOTS 1024
+
+struct token_slot {
+	unsigned char hash[32];
+	int64_t uid, expires;
+	uint64_t gen;                   /* 0: empty */
+	char user[ST_USER_MAX + 1];
+};
+
+struct st_tokens {
+	pthread_mutex_t mu;
+	_Atomic uint64_t gen;
+	struct token_slot slot[TOKEN_SLOTS];
+};
+
+static struct token_slot *token_slot(struct st_tokens *t,
+                                     const unsigned char hash[32])
+{
+	return &t->slot[(hash[0] | (unsigned)hash[1] << 8) % TOKEN_SLOTS];
+}
+
+/* 1 and the session when hash is cached, valid and unexpired; else 0. */
+static int token_get(struct st_tokens *t, const unsigned char hash[32],
+                     int64_t now, int64_t *uid, char user[ST_USER_MAX + 1],
+                     int64_t *expires)
+{
+	struct token_slot *e = token_slot(t, hash);
+	int hit;
+
+	pthread_mutex_lock(&t->mu);
+	hit = e->gen == atomic_load(&t->gen) && e->expires > now &&
+	      !memcmp(e->hash, hash, 32);
+	if (hit) {
+		*uid = e->uid;
+		*expires = e->expires;
+		memcpy(user, e->user, ST_USER_MAX + 1);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return hit;
+}
+
+static void token_put(struct st_tokens *t, const unsigned char hash[32],
+                      uint64_t gen, int64_t uid, const char *user,
+                      int64_t expires)
+{
+	struct token_slot *e = token_slot(t, hash);
+
+	pthread_mutex_lock(&t->mu);
+	memcpy(e->hash, hash, 32);
+	e->uid = uid;
+	e->expires = expires;
+	e->gen = gen;
+	snprintf(e->user, sizeof(e->user), "%s", user);
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* A renewal was queued: the cached expiry follows it. */
+static void token_renewed(struct st_tokens *t, const unsigned char hash[32],
+                          int64_t expires)
+{
+	struct token_slot *e = token_slot(t, hash);
+
+	pthread_mutex_lock(&t->mu);
+	if (!memcmp(e->hash, hash, 32))
+		e->expires = expires;
+	pthread_mutex_unlock(&t->mu);
+}
+
+void st_api_tokens_revoke(struct st_api *a)
+{
+	if (a->tokens)
+		atomic_fetch_add(&a->tokens->gen, 1);
+}
+
 struct touch_job {
 	struct st_job j;
 	unsigned char hash[32];
@@ -415,14 +500,23 @@ static int authenticate(struct st_api *a, struct st_api_req *q,
 	}
 	st_sha256(tok, 32, q->token_hash);
 	st_wipe(tok, sizeof(tok));
-	rc = st_store_session_get(a->store, q->token_hash, now, &q->uid,
-	                          q->user, &expires);
-	if (rc < 0) {
-		st_api_fault(r);
-		return -1;
+	if (!token_get(a->tokens, q->token_hash, now, &q->uid, q->user,
+	               &expires)) {
+		/* read the generation first: a revocation meanwhile wins */
+		uint64_t gen = atomic_load(&a->tokens->gen);
+
+		rc = st_store_session_get(a->store, q->token_hash, now,
+		                          &q->uid, q->user, &expires);
+		if (rc < 0) {
+			st_api_fault(r);
+			return -1;
+		}
+		if (rc)
+			return unauthorized(r, "the token is unknown or "
+			                    "expired");
+		token_put(a->tokens, q->token_hash, gen, q->uid, q->user,
+		          expires);
 	}
-	if (rc)
-		return unauthorized(r, "the token is unknown or expired");
 	/* sliding expiry without a write per request: renew at most ~hourly */
 	if (expires - now < ttl - ttl / 720) {
 		struct touch_job *t = st_calloc(1, sizeof(*t));
@@ -431,6 +525,7 @@ static int authenticate(struct st_api *a, struct st_api_req *q,
 		t->j.free = touch_free;
 		memcpy(t->hash, q->token_hash, 32);
 		t->expires = now + ttl;
+		token_renewed(a->tokens, q->token_hash, t->expires);
 		st_api_background(a, &t->j);
 	}
 	return 0;
@@ -668,6 +763,8 @@ static void sweep_finish(struct st_api *a, struct st_job *j,
 {
 	struct sweep_job *s = (struct sweep_job *)j;
 
+	/* expired sessions went too */
+	st_api_tokens_revoke(a);
 	for (size_t i = 0; i < s->gone.len; i += strlen((char *)s->gone.data + i) + 1) {
 		char *p = st_path_join(s->dir, (char *)s->gone.data + i);
 
@@ -781,5 +878,18 @@ int st_api_init(struct st_api *a, const struct st_conf *c,
 	a->store = s;
 	a->rl = rl;
 	a->metrics = m;
+	a->tokens = st_calloc(1, sizeof(*a->tokens));
+	pthread_mutex_init(&a->tokens->mu, NULL);
+	atomic_store(&a->tokens->gen, 1);
 	return st_random(a->dummy_salt, sizeof(a->dummy_salt));
+}
+
+void st_api_fini(struct st_api *a)
+{
+	if (!a->tokens)
+		return;
+	pthread_mutex_destroy(&a->tokens->mu);
+	st_wipe(a->tokens, sizeof(*a->tokens));
+	free(a->tokens);
+	a->tokens = NULL;
 }

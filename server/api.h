@@ -121,11 +121,17 @@ struct st_api {
 	long (*waiting)(void *ctx);     /* long polls waiting now */
 	void *hook_ctx;
 	unsigned char dummy_salt[16];
+	struct st_tokens *tokens;       /* recently seen tokens (api.c) */
 };
 
 /* The api over an open store; nothing here owns the arguments. */
 int st_api_init(struct st_api *a, const struct st_conf *c,
                 struct st_store *s, struct st_rl *rl, struct st_metrics *m);
+/* Free what st_api_init allocated. */
+void st_api_fini(struct st_api *a);
+/* Forget every cached token: call after a commit that deleted sessions
+ * and before its answer, so the revocation holds from the answer on. */
+void st_api_tokens_revoke(struct st_api *a);
 /* Delete orphaned blob files (temporaries, files without a row). */
 int st_api_sweep_orphans(struct st_api *a);
 /* Expire old rows and files (a background job). */

@@ -467,6 +467,7 @@ static int delete_write(struct st_api *a, struct st_job *j)
 static void delete_finish(struct st_api *a, struct st_job *j,
                           struct st_api_resp *r)
 {
+	st_api_tokens_revoke(a);
 	login_refund(a, (struct login_job *)j);
 	st_api_nobody(r, 204);
 }
@@ -521,6 +522,7 @@ static int logout_write(struct st_api *a, struct st_job *j)
 static void logout_finish(struct st_api *a, struct st_job *j,
                           struct st_api_resp *r)
 {
+	st_api_tokens_revoke(a);
 	st_api_nobody(r, 204);
 }
 

@@ -248,6 +248,7 @@ int main(int argc, char **argv)
 	st_store_close(s);
 	st_rl_free(api.rl);
 	st_metrics_free(api.metrics);
+	st_api_fini(&api);
 	free(blobs);
 	return 0;
 }

@@ -73,10 +73,14 @@ load relay_helper
 	expect 200 -- GET /v1/keys "$tok"
 	[ "$(jget opks)" = 5 ]
 	[ "$(jget spk_id)" = 1 ]
+	tok2=$(login alice)
+	expect 200 -- GET /v1/keys "$tok2"
 	expect 204 -- DELETE /v1/sessions/current "$tok"
 	expect 401 unauthorized -- GET /v1/keys "$tok"
 	[ "$(header WWW-Authenticate)" = Bearer ]
 	expect 401 unauthorized -- DELETE /v1/sessions/current "$tok"
+	# the other session lives on
+	expect 200 -- GET /v1/keys "$tok2"
 }
 
 @test "bad credentials: same answer for a wrong password and an unknown user" {
@@ -200,6 +204,8 @@ PY
 	expect 400 bad_json -- DELETE /v1/accounts/me "$ta" '{"password":'
 	expect 401 unauthorized -- DELETE /v1/accounts/me "" '{"password":"pw-alice-secret"}'
 	expect 200 -- GET /v1/keys "$ta"
+	# both tokens just used (and so in the relay's token cache)
+	expect 200 -- GET /v1/keys "$ta2"
 	expect 204 -- DELETE /v1/accounts/me "$ta" '{"password":"pw-alice-secret"}'
 	expect 401 -- GET /v1/messages "$ta"
 	# every session of the account, not only the one used

@@ -205,6 +205,7 @@ static void down(void)
 	st_store_close(F.s);
 	st_rl_free(F.a.rl);
 	st_metrics_free(F.a.metrics);
+	st_api_fini(&F.a);
 	rm_dir(F.dir);
 	free(F.db);
 	free(F.blobs);

@@ -62,6 +62,7 @@ static int teardown(void **state)
 	st_store_close(f->s);
 	st_rl_free(f->a.rl);
 	st_metrics_free(f->a.metrics);
+	st_api_fini(&f->a);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f->db);
