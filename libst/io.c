@@ -4,6 +4,7 @@
  * bounded flock waits, and the checked close of stdout.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -160,11 +161,13 @@ void st_atomic_abort(struct st_atomic *a)
 	a->tmp = a->path = NULL;
 }
 
+/* durable: 2 syncs the file and the directory, 1 only the directory (the
+ * file was synced already), 0 neither */
 static int commit(struct st_atomic *a, int durable)
 {
 	int rc = -1;
 
-	if (durable && fsync(a->fd) < 0) {
+	if (durable == 2 && fsync(a->fd) < 0) {
 		st_error(ST_EX_CANTCREAT, "cannot write %s:", a->path);
 		goto fail;
 	}
@@ -197,7 +200,7 @@ fail:
 
 int st_atomic_commit(struct st_atomic *a)
 {
-	return commit(a, 1);
+	return commit(a, 2);
 }
 
 int st_atomic_commit_nosync(struct st_atomic *a)
@@ -205,18 +208,68 @@ int st_atomic_commit_nosync(struct st_atomic *a)
 	return commit(a, 0);
 }
 
+int st_atomic_prepare(struct st_atomic *a, const char *path,
+                      const void *data, size_t n, int mode)
+{
+	if (st_atomic_open(a, path, mode) < 0)
+		return -1;
+	if (st_write_all(a->fd, data, n) < 0) {
+		st_error(ST_EX_CANTCREAT, "cannot write %s:", path);
+		st_atomic_abort(a);
+		return -1;
+	}
+	return 0;
+}
+
 int st_write_atomic(const char *path, const void *data, size_t n, int mode)
 {
 	struct st_atomic a;
 
-	if (st_atomic_open(&a, path, mode) < 0)
+	if (st_atomic_prepare(&a, path, data, n, mode) < 0)
 		return -1;
-	if (st_write_all(a.fd, data, n) < 0) {
-		st_error(ST_EX_CANTCREAT, "cannot write %s:", path);
-		st_atomic_abort(&a);
+	return st_atomic_commit(&a);
+}
+
+struct bg_sync {
+	int fd, err;
+};
+
+static void *bg_fsync(void *arg)
+{
+	struct bg_sync *b = arg;
+
+	b->err = fsync(b->fd) < 0 ? errno : 0;
+	return NULL;
+}
+
+int st_atomic_commit_ordered(struct st_atomic *first, struct st_atomic *second,
+                             void (*between)(void))
+{
+	struct bg_sync b = { second->fd, 0 };
+	pthread_t t;
+	int threaded, rc;
+
+	/* second's data goes to disk while first commits; second stays a
+	 * temporary, invisible, until first is renamed and its directory
+	 * synced */
+	threaded = pthread_create(&t, NULL, bg_fsync, &b) == 0;
+	rc = st_atomic_commit(first);
+	if (threaded)
+		pthread_join(t, NULL);
+	if (rc < 0) {
+		st_atomic_abort(second);
 		return -1;
 	}
-	return st_atomic_commit(&a);
+	if (between)
+		between();
+	if (threaded && b.err) {
+		errno = b.err;
+		st_error(ST_EX_CANTCREAT, "cannot write %s:", second->path);
+		st_atomic_abort(second);
+		return -1;
+	}
+	/* synced on the thread already, unless none could be started */
+	return commit(second, threaded ? 1 : 2);
 }
 
 int st_mkdir(const char *path, int mode)

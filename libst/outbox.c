@@ -39,6 +39,17 @@ int st_outbox_add(const char *to, const struct st_identity_pub *to_id,
                   const char *msgid, const struct st_envelope *env,
                   char name[ST_OUTBOX_NAME_MAX])
 {
+	struct st_atomic a;
+
+	if (st_outbox_prepare(to, to_id, msgid, env, name, &a) < 0)
+		return -1;
+	return st_atomic_commit(&a);
+}
+
+int st_outbox_prepare(const char *to, const struct st_identity_pub *to_id,
+                      const char *msgid, const struct st_envelope *env,
+                      char name[ST_OUTBOX_NAME_MAX], struct st_atomic *a)
+{
 	static unsigned counter;
 	char cid[33], toik[ST_TO_IK_LEN + 1], *dir, *path, *s;
 	unsigned char rnd[16];
@@ -68,7 +79,7 @@ int st_outbox_add(const char *to, const struct st_identity_pub *to_id,
 	s = st_json_dump(o);
 	st_json_free(o);
 	path = st_path_join(dir, name);
-	rc = st_write_atomic(path, s, strlen(s), 0600);
+	rc = st_atomic_prepare(a, path, s, strlen(s), 0600);
 	free(s);
 	free(path);
 	free(dir);

@@ -80,7 +80,8 @@ struct st_ratchet *st_session_load(const char *user)
 	return r;
 }
 
-int st_session_save(const char *user, const struct st_ratchet *r)
+int st_session_prepare(const char *user, const struct st_ratchet *r,
+                       struct st_atomic *a)
 {
 	char *path = session_path(user), *dir, *s;
 	struct st_json *j;
@@ -95,11 +96,25 @@ int st_session_save(const char *user, const struct st_ratchet *r)
 		j = st_ratchet_to_json(r);
 		s = st_json_dump(j);
 		st_json_free_secret(j);
-		rc = st_write_atomic(path, s, strlen(s), 0600);
+		rc = st_atomic_prepare(a, path, s, strlen(s), 0600);
 		st_free_str_secret(s);
 	}
 	free(path);
 	return rc;
+}
+
+int st_session_save(const char *user, const struct st_ratchet *r)
+{
+	struct st_atomic a;
+
+	if (st_session_prepare(user, r, &a) < 0)
+		return -1;
+	return st_atomic_commit(&a);
+}
+
+static void crash_committed(void)
+{
+	crash_point("send-committed");
 }
 
 /* ---- resolving recipients ---- */
@@ -330,14 +345,22 @@ int st_send_queue(struct st_relay *rl, struct st_identity *me,
 		goto out;
 	for (i = 0; i < s->nto; i++) {
 		struct st_envelope env;
+		struct st_atomic ra, oa;
 
 		if (st_ratchet_encrypt(x[i].r, pt, ptlen, &env) < 0)
 			goto out;
 		/* durable state first: the envelope must never outlive it */
-		if (st_session_save(x[i].user, x[i].r) < 0 ||
-		    (crash_point("send-committed"), 0) ||
-		    st_outbox_add(x[i].user, &x[i].pin.id, s->msgid, &env,
-		                  s->queued[i]) < 0) {
+		if (st_session_prepare(x[i].user, x[i].r, &ra) < 0) {
+			st_envelope_free(&env);
+			goto out;
+		}
+		if (st_outbox_prepare(x[i].user, &x[i].pin.id, s->msgid, &env,
+		                      s->queued[i], &oa) < 0) {
+			st_atomic_abort(&ra);
+			st_envelope_free(&env);
+			goto out;
+		}
+		if (st_atomic_commit_ordered(&ra, &oa, crash_committed) < 0) {
 			st_envelope_free(&env);
 			goto out;
 		}

@@ -138,6 +138,17 @@ int st_atomic_commit(struct st_atomic *a);
  * for outputs the user asked for, as age writes them. */
 int st_atomic_commit_nosync(struct st_atomic *a);
 void st_atomic_abort(struct st_atomic *a);
+/* st_atomic_open() and write all of data: the temporary is not yet visible. */
+int st_atomic_prepare(struct st_atomic *a, const char *path,
+                      const void *data, size_t n, int mode);
+/*
+ * Commit two prepared files durably, second never visible before first
+ * is (renamed and its directory synced): second's data is synced on a
+ * thread meanwhile, so the pair costs about three fsyncs, not four.
+ * between (may be NULL) runs once first is committed.  Both are released.
+ */
+int st_atomic_commit_ordered(struct st_atomic *first, struct st_atomic *second,
+                             void (*between)(void));
 
 /* fsync the directory that contains path. */
 int st_fsync_dir(const char *path);
@@ -1472,6 +1483,9 @@ int st_blob_download(struct st_relay *r, const char *id, uint64_t size,
  */
 struct st_ratchet *st_session_load(const char *user);
 int st_session_save(const char *user, const struct st_ratchet *r);
+/* The same state written to a temporary in a, for st_atomic_commit_*(). */
+int st_session_prepare(const char *user, const struct st_ratchet *r,
+                       struct st_atomic *a);
 
 /*
  * outbox/: one file per ciphertext committed but not yet accepted by the
@@ -1499,6 +1513,10 @@ struct st_outbox_entry {
 int st_outbox_add(const char *to, const struct st_identity_pub *to_id,
                   const char *msgid, const struct st_envelope *env,
                   char name[ST_OUTBOX_NAME_MAX]);
+/* The same entry written to a temporary in a, for st_atomic_commit_*(). */
+int st_outbox_prepare(const char *to, const struct st_identity_pub *to_id,
+                      const char *msgid, const struct st_envelope *env,
+                      char name[ST_OUTBOX_NAME_MAX], struct st_atomic *a);
 /*
  * Post every queued entry, oldest first, at most 100 per request.  Each
  * accepted entry is removed (SENT, with its relay id); an entry refused
