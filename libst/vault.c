@@ -245,7 +245,8 @@ int st_vault_put(struct st_vault *v, struct st_json *meta, int infd,
 	int rc = -1, tries;
 
 	if (!v->nids)
-		return st_error(ST_EX_CONFIG, "the vault has no key");
+		return st_error(ST_EX_CONFIG, "the vault has no key (%s): run "
+		                "st-keygen", v->keypath);
 	for (tries = 0; tries < 8; tries++) {
 		new_id(id);
 		free(cpath);
@@ -296,8 +297,8 @@ static int decrypt_path(struct st_vault *v, const char *path, st_sink_fn sink,
 	int fd, rc;
 
 	if (!v->nids)
-		return st_error(ST_EX_NOINPUT, "the vault has no key (%s)",
-		                v->keypath);
+		return st_error(ST_EX_NOINPUT, "the vault has no key (%s): run "
+		                "st-keygen", v->keypath);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return st_error(errno == ENOENT ? ST_EX_NO : ST_EX_NOINPUT,
@@ -550,7 +551,8 @@ int st_vault_rekey(struct st_vault *v)
 	int rc = -1;
 
 	if (!v->nids) {
-		st_error(ST_EX_NOINPUT, "the vault has no key (%s)", v->keypath);
+		st_error(ST_EX_NOINPUT, "the vault has no key (%s): run "
+		         "st-keygen", v->keypath);
 		goto out;
 	}
 	if (v->nids == 1) {
@@ -615,7 +617,8 @@ struct st_vault_writer *st_vault_writer_new(struct st_vault *v,
 	char *path;
 
 	if (!v->nids) {
-		st_error(ST_EX_CONFIG, "the vault has no key");
+		st_error(ST_EX_CONFIG, "the vault has no key (%s): run "
+		         "st-keygen", v->keypath);
 		return NULL;
 	}
 	if (strlen(id) != ST_VAULT_ID_LEN || !valid_id(id, ST_VAULT_ID_LEN)) {
