@@ -3,7 +3,9 @@
 
 PREFIX   ?= /usr/local
 BINDIR_I ?= $(PREFIX)/bin
-MANDIR   ?= $(PREFIX)/share/man
+# MANPREFIX as in suckless Makefiles; MANDIR (the man/ directory) wins
+MANPREFIX ?= $(PREFIX)/share
+MANDIR   ?= $(MANPREFIX)/man
 DESTDIR  ?=
 CC       ?= cc
 PKG_CONFIG ?= pkg-config
