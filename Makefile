@@ -3,7 +3,9 @@
 
 PREFIX   ?= /usr/local
 BINDIR_I ?= $(PREFIX)/bin
-MANDIR   ?= $(PREFIX)/share/man
+# MANPREFIX as in suckless Makefiles; MANDIR (the man/ directory) wins
+MANPREFIX ?= $(PREFIX)/share
+MANDIR   ?= $(MANPREFIX)/man
 DESTDIR  ?=
 CC       ?= cc
 PKG_CONFIG ?= pkg-config
@@ -161,7 +163,9 @@ $(B)/fuzz/fuzz_router: $(B)/tests/fuzz/fuzz_router.o $(SERVER_OBJ) $(LIBST)
 
 # Static analysis of libst/, cmd/ and server/ with cppcheck and clang-tidy;
 # the check sets, and why each excluded check is excluded, are in
-# doc/lint.md.  Any finding fails.
+# doc/lint.md.  Then the man pages: mandoc -T lint, and each command's
+# SYNOPSIS against its usage text (tests/tools/manlint.sh, which make check
+# runs too).  Any finding fails.
 LINT_SRC  = $(wildcard libst/*.c cmd/*.c server/*.c)
 LINT_DEFS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 # cppcheck reads no system headers; Jansson's is forced in for its macros
@@ -203,13 +207,16 @@ TIDY_CONFIG = {Checks: "$(TIDY_CHECKS)", WarningsAsErrors: "*", \
     {key: cert-dcl51-cpp.AllowedIdentifiers, value: "$(TIDY_FEATURE_MACROS)"}]}
 
 .PHONY: lint
-lint:
+lint: $(PROGS)
 	@contrib/deps.sh --if-missing --tools
-	@for t in $(CPPCHECK) $(CLANG_TIDY); do command -v $$t >/dev/null 2>&1 || \
-	    { echo "make lint: $$t is missing (Debian: cppcheck clang-tidy)" >&2; exit 69; }; done
+	@for t in $(CPPCHECK) $(CLANG_TIDY) mandoc; do command -v $$t >/dev/null 2>&1 || \
+	    { echo "make lint: $$t is missing (Debian: cppcheck clang-tidy mandoc)" >&2; exit 69; }; done
 	$(CPPCHECK) $(CPPCHECK_FLAGS) $(LINT_SRC)
 	$(CLANG_TIDY) --quiet --config='$(TIDY_CONFIG)' $(LINT_SRC) -- \
 	    -std=c11 $(LINT_DEFS) $(WARN) -Ilibst $(PKG_CFLAGS)
+	mandoc -T lint -W warning $(MAN1) $(MAN5) $(MAN7) $(MAN8)
+	@ST_BIN=$(CURDIR)/$(BIN) tests/tools/manlint.sh >$(B)/manlint.tap || \
+	    { grep -v '^ok ' $(B)/manlint.tap >&2; exit 1; }
 
 install: all
 	install -d $(DESTDIR)$(BINDIR_I) $(DESTDIR)$(MANDIR)/man1 \

@@ -2,8 +2,8 @@
 # deps.sh - install the Debian packages safetalk builds and tests with.
 # With --if-missing, do nothing unless pkg-config or command -v finds
 # something missing.  --tools adds what `make fuzz` and `make lint` use
-# (clang with its libFuzzer runtime, cppcheck, clang-tidy).  Uses sudo when
-# not root.
+# (clang with its libFuzzer runtime, cppcheck, clang-tidy, mandoc).  Uses
+# sudo when not root.
 set -eu
 
 PKGS="build-essential pkg-config libssl-dev libargon2-dev libcurl4-openssl-dev
@@ -15,7 +15,7 @@ for a in "$@"; do
 	[ "$a" = --tools ] && TOOLS=1
 done
 if [ -n "$TOOLS" ]; then
-	PKGS="$PKGS clang libclang-rt-14-dev cppcheck clang-tidy"
+	PKGS="$PKGS clang libclang-rt-14-dev cppcheck clang-tidy mandoc"
 fi
 
 missing() {
@@ -27,7 +27,7 @@ missing() {
 		command -v "$c" >/dev/null 2>&1 || return 0
 	done
 	if [ -n "$TOOLS" ]; then
-		for c in clang cppcheck clang-tidy; do
+		for c in clang cppcheck clang-tidy mandoc; do
 			command -v "$c" >/dev/null 2>&1 || return 0
 		done
 		ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \

@@ -31,6 +31,32 @@ __attribute__((constructor)) static void init_openssl(void)
 }
 
 /*
+ * X.509 verification still looks a certificate's signature digest up by
+ * name; with the digests unregistered every certificate fails as "CA
+ * signature digest algorithm too weak".  The relay client registers the
+ * SHA families before its first TLS handshake (OPENSSL_INIT_ADD_ALL_DIGESTS
+ * cannot: the NO_ flag above already ran that once).
+ */
+void st_crypto_tls_digests(void)
+{
+	static int done;
+
+	if (done)
+		return;
+	done = 1;
+	EVP_add_digest(EVP_sha1());
+	EVP_add_digest(EVP_sha224());
+	EVP_add_digest(EVP_sha256());
+	EVP_add_digest(EVP_sha384());
+	EVP_add_digest(EVP_sha512());
+	EVP_add_digest(EVP_sha512_224());
+	EVP_add_digest(EVP_sha512_256());
+	EVP_add_digest(EVP_sha3_256());
+	EVP_add_digest(EVP_sha3_384());
+	EVP_add_digest(EVP_sha3_512());
+}
+
+/*
  * Random bytes straight from the kernel's CSPRNG (getrandom(2), blocking
  * only until it is seeded at boot).  OpenSSL's DRBG would seed itself from
  * the same source; instantiating it (fetching CTR-DRBG and AES from the

@@ -8,6 +8,10 @@
 #define J(x) ((json_t *)(x))
 #define SJ(x) ((struct st_json *)(x))
 
+/* crypto.c: register the digests X.509 verification looks up by name
+ * (skipped at start-up); relay.c calls it before any TLS handshake. */
+void st_crypto_tls_digests(void);
+
 /* keys.c: 0 when every member of object o is one of the NULL-terminated
  * keys; otherwise -1 with ST_EX_DATAERR naming the first stranger. */
 int st_json_only(const struct st_json *o, const char *const *keys);

@@ -12,7 +12,7 @@
 
 #include <curl/curl.h>
 
-#include "st.h"
+#include "internal.h"
 
 #define REPLY_MAX (48u * 1024 * 1024)
 #define CONNECT_S 10L
@@ -26,6 +26,7 @@ struct st_relay {
 	char *base;
 	char *auth;           /* "Authorization: Bearer ..." or NULL */
 	char retry_after[32];
+	char curl_err[CURL_ERROR_SIZE]; /* curl's detail of the last failure */
 	size_t header_bytes;
 	int header_over;
 	long total_s;         /* a request's time limit (ST_TIMEOUT) */
@@ -100,6 +101,26 @@ out:
 	return rc;
 }
 
+/*
+ * ST_CACERT names a PEM file of CA certificates that replaces the system's
+ * trust store for the relay's TLS certificate (a relay behind a private
+ * CA).  Checked here so a typo is a clear 78, not a TLS failure later.
+ */
+static int set_cacert(CURL *curl)
+{
+	const char *ca = getenv("ST_CACERT");
+
+	if (!ca || !*ca)
+		return 0;
+	if (access(ca, R_OK) < 0)
+		return st_error(ST_EX_CONFIG, "cannot read ST_CACERT %.200s:", ca);
+	if (curl_easy_setopt(curl, CURLOPT_CAINFO, ca) != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_CAPATH, NULL) != CURLE_OK)
+		return st_error(ST_EX_CONFIG, "ST_CACERT: this libcurl cannot "
+		                "take a CA file");
+	return 0;
+}
+
 struct st_relay *st_relay_new(const char *url, int insecure_http)
 {
 	struct st_relay *r;
@@ -113,6 +134,7 @@ struct st_relay *st_relay_new(const char *url, int insecure_http)
 		st_error(ST_EX_UNAVAILABLE, "cannot initialise libcurl");
 		return NULL;
 	}
+	st_crypto_tls_digests();
 	/* the scheme is checked here too: curl would guess one for "host" */
 	if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)) {
 		st_error(ST_EX_CONFIG, "bad relay URL '%.200s': expected "
@@ -143,6 +165,12 @@ struct st_relay *st_relay_new(const char *url, int insecure_http)
 		st_error(ST_EX_UNAVAILABLE, "cannot initialise libcurl");
 		return NULL;
 	}
+	if (set_cacert(r->curl) < 0) {
+		curl_easy_cleanup(r->curl);
+		free(r);
+		return NULL;
+	}
+	curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, r->curl_err);
 	while (n && url[n - 1] == '/')
 		n--;
 	r->base = st_strndup(url, n);
@@ -261,6 +289,38 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/*
+ * A failed transfer as one line.  TLS failures say what to do about them:
+ * an untrusted certificate is 69 like any relay we cannot talk to (nothing
+ * was sent, the outbox keeps it), but a CA file curl cannot use is ours.
+ */
+static char *shown(const char *s);
+
+static int curl_failed(struct st_relay *r, CURLcode rc)
+{
+	char *why = shown(*r->curl_err ? r->curl_err : curl_easy_strerror(rc));
+	int ret;
+
+	switch (rc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_ISSUER_ERROR:
+		ret = st_error(ST_EX_UNAVAILABLE, "relay %s: TLS certificate not "
+		               "trusted (%s); set ST_CACERT to the CA that signed "
+		               "it", r->base, why);
+		break;
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CRL_BADFILE:
+		ret = st_error(ST_EX_CONFIG, "relay %s: cannot use the CA file "
+		               "(%s)", r->base, why);
+		break;
+	default:
+		ret = st_error(ST_EX_UNAVAILABLE, "relay %s: %s", r->base,
+		               curl_easy_strerror(rc));
+	}
+	free(why);
+	return ret;
+}
+
 /* Configure the handle for one request and perform it. */
 static int perform(struct st_relay *r, const char *method, const char *path,
                    struct curl_slist *hdrs, struct capture *cap, long *status,
@@ -272,6 +332,7 @@ static int perform(struct st_relay *r, const char *method, const char *path,
 	strcpy(url, r->base);
 	strcat(url, path);
 	r->retry_after[0] = '\0';
+	r->curl_err[0] = '\0';
 	r->header_bytes = 0;
 	r->header_over = 0;
 	curl_easy_setopt(r->curl, CURLOPT_URL, url);
@@ -313,8 +374,7 @@ static int perform(struct st_relay *r, const char *method, const char *path,
 		                "(%s)", r->base, curl_easy_strerror(rc));
 	}
 	if (rc != CURLE_OK)
-		return st_error(ST_EX_UNAVAILABLE, "relay %s: %s", r->base,
-		                curl_easy_strerror(rc));
+		return curl_failed(r, rc);
 	return 0;
 }
 

@@ -637,7 +637,9 @@ struct st_relay;
  * time out after 10 s, requests after 60 s plus any long-poll wait, and a
  * timeout is ST_EX_UNAVAILABLE like a refused connection.  Replies are
  * capped (body as below, headers 64 KiB).  One connection is reused for
- * the life of the handle.
+ * the life of the handle.  ST_CACERT in the environment names a PEM CA
+ * file that replaces the system's trust store (ST_EX_CONFIG when it cannot
+ * be read); an untrusted certificate is ST_EX_UNAVAILABLE.
  */
 struct st_relay *st_relay_new(const char *url, int insecure_http);
 void st_relay_free(struct st_relay *r);
