@@ -191,11 +191,15 @@ struct st_json *st_identity_secret_to_json(const struct st_identity *id)
 int st_identity_secret_from_json(const struct st_json *j,
                                  struct st_identity *id)
 {
+	static const char *const keys[] = { "v", "ed25519_seed", "x25519",
+	                                    NULL };
 	unsigned char seed[32], x[32];
 	int64_t v;
 	int rc = -1;
 
-	if (st_json_get_int(j, "v", 1, 1, &v) == 0 &&
+	/* strict like every other local file: a stranger field is refused */
+	if (st_json_only(j, keys) == 0 &&
+	    st_json_get_int(j, "v", 1, 1, &v) == 0 &&
 	    st_json_get_b64(j, "ed25519_seed", seed, 32) == 0 &&
 	    st_json_get_b64(j, "x25519", x, 32) == 0)
 		rc = st_identity_from_secrets(id, seed, x);

@@ -115,6 +115,12 @@ assert set(o["identity"]) == {"ed25519", "x25519", "bind"}'
 	run st-keygen -p
 	[ "$status" -eq 65 ]
 	[[ "$output" == *"identity.json"* ]]
+	# a whole, valid file with a field SPEC does not define is refused too
+	st-keygen -f
+	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); j["extra"] = 1; json.dump(j, open(sys.argv[1], "w"))' "$ST_HOME/identity.json"
+	run st-keygen -p
+	[ "$status" -eq 65 ]
+	[[ "$output" == *"identity.json: unknown field 'extra'"* ]]
 }
 
 @test "--protect with --passphrase-file wraps every key file" {
