@@ -211,6 +211,14 @@ lint:
 	$(CLANG_TIDY) --quiet --config='$(TIDY_CONFIG)' $(LINT_SRC) -- \
 	    -std=c11 $(LINT_DEFS) $(WARN) -Ilibst $(PKG_CFLAGS)
 
+# The BATS suites with every client command under valgrind memcheck
+# (tests/valgrind.sh, see doc/valgrind.md): the normal build, each command
+# run through a wrapper; any memory error or definite leak fails.
+.PHONY: valgrind
+valgrind: deps-if-missing
+	@$(MAKE) --no-print-directory all $(TOOL_BIN)
+	@ST_BUILD=$(B) ST_BIN=$(CURDIR)/$(BIN) tests/valgrind.sh
+
 install: all
 	install -d $(DESTDIR)$(BINDIR_I) $(DESTDIR)$(MANDIR)/man1 \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
