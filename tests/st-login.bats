@@ -115,10 +115,10 @@ assert 29 < days <= 30, days'
 }
 
 @test "an expired token: --status says so, commands exit 77, st-login renews" {
-	relay --session-ttl 2s
+	relay --session-ttl "$(slow 2)s"
 	reg alice
 	st-users >/dev/null
-	sleep 3
+	sleep "$(slow 3)"
 	run st-login --status
 	[ "$status" -eq 77 ]
 	[[ "$output" == *"the session expired at"* ]]
