@@ -218,6 +218,14 @@ lint: $(PROGS)
 	@ST_BIN=$(CURDIR)/$(BIN) tests/tools/manlint.sh >$(B)/manlint.tap || \
 	    { grep -v '^ok ' $(B)/manlint.tap >&2; exit 1; }
 
+# The BATS suites with every client command under valgrind memcheck
+# (tests/valgrind.sh, see doc/valgrind.md): the normal build, each command
+# run through a wrapper; any memory error or definite leak fails.
+.PHONY: valgrind
+valgrind: deps-if-missing
+	@$(MAKE) --no-print-directory all $(TOOL_BIN)
+	@ST_BUILD=$(B) ST_BIN=$(CURDIR)/$(BIN) tests/valgrind.sh
+
 install: all
 	install -d $(DESTDIR)$(BINDIR_I) $(DESTDIR)$(MANDIR)/man1 \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8

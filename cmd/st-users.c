@@ -323,8 +323,10 @@ static int cmd_verify(struct ctx *c, const char *name, int n, char **words)
 	if (st_peer_load(name, &pin) < 0) {
 		if (st_errcode() != ST_EX_NOINPUT)
 			die_err();
-		if (fetch(c, name, &id, &created))
+		if (fetch(c, name, &id, &created)) {
+			st_buf_free(&digits);
 			return ST_EX_NO;
+		}
 	}
 	if ((lock = st_home_lock(LOCK_MS)) < 0)
 		die_err();

@@ -61,6 +61,18 @@ teardown() {
 	fi
 }
 
+# slow N: the latency bound N scaled by $ST_TEST_SLOW (default 1;
+# tests/valgrind.sh sets 10, as valgrind makes each command that much slower).
+slow() {
+	echo $(($1 * ${ST_TEST_SLOW:-1}))
+}
+
+# under_valgrind: the commands run under valgrind (tests/valgrind.sh), so
+# RSS and kill timing mean nothing.
+under_valgrind() {
+	[ "${ST_VALGRIND:-0}" = 1 ]
+}
+
 # mode FILE: the octal permission bits of FILE.
 mode() {
 	stat -c %a "$1"

@@ -115,10 +115,10 @@ assert 29 < days <= 30, days'
 }
 
 @test "an expired token: --status says so, commands exit 77, st-login renews" {
-	relay --session-ttl 2s
+	relay --session-ttl "$(slow 2)s"
 	reg alice
 	st-users >/dev/null
-	sleep 3
+	sleep "$(slow 3)"
 	run st-login --status
 	[ "$status" -eq 77 ]
 	[[ "$output" == *"the session expired at"* ]]
@@ -131,10 +131,12 @@ assert 29 < days <= 30, days'
 }
 
 @test "a token in use is renewed: its expiry slides" {
-	relay --session-ttl 3s
+	# scaled together: a slow command's gap between renewals stays under
+	# the lifetime, and the four of them still add up to more than it
+	relay --session-ttl "$(slow 3)s"
 	reg alice
 	for i in 1 2 3 4; do
-		sleep 1
+		sleep "$(slow 1)"
 		st-users >/dev/null
 	done
 	# four seconds after log-in, with a 3 s lifetime, still alive
@@ -265,7 +267,7 @@ PY
 	start=$(date +%s)
 	run st-login --password-file "$PW"
 	[ "$status" -eq 69 ]
-	[ $(( $(date +%s) - start )) -lt 5 ]
+	[ $(( $(date +%s) - start )) -lt "$(slow 5)" ]
 	[ "$(tok)" = "$t" ]
 	run st-login --logout
 	[ "$status" -eq 69 ]

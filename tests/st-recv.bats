@@ -161,7 +161,7 @@ load msg_helper
 	t0=$(date +%s%N)
 	st-send -m "ping" bob >/dev/null
 	while ! grep -q ping "$BATS_TEST_TMPDIR/follow"; do
-		[ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 3000 ] || break
+		[ $(( ($(date +%s%N) - t0) / 1000000 )) -lt $(slow 3000) ] || break
 		sleep 0.02
 	done
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
@@ -172,7 +172,7 @@ load msg_helper
 	wait "$pid" || true
 	echo "-f wake-up: $ms ms" >&3
 	grep -q ping "$BATS_TEST_TMPDIR/follow"
-	[ "$ms" -lt 1500 ]
+	[ "$ms" -lt "$(slow 1500)" ]
 }
 
 @test "st-recv: two runs at once store each message once" {
@@ -383,7 +383,7 @@ assert json.load(sys.stdin) == json.loads(sys.argv[1])' "$bad"
 	took=$(( ($(date +%s%N) - start) / 1000000 ))
 	[ "$status" -eq 69 ]
 	[[ "$output" == *"relay"* ]]
-	[ "$took" -lt 5000 ]
+	[ "$took" -lt "$(slow 5000)" ]
 	[ "$(cd "$ST_HOME" && find . -type f -exec md5sum {} + | sort)" = "$before" ]
 	[ "$(vault_count bob message)" -eq 0 ]
 }

@@ -103,7 +103,7 @@ load account_helper
 	start=$(date +%s)
 	run st-register -r "$(dead_url)" --password-file "$PW" alice
 	[ "$status" -eq 69 ]
-	[ $(( $(date +%s) - start )) -lt 5 ]
+	[ $(( $(date +%s) - start )) -lt "$(slow 5)" ]
 	[[ "$output" == *"cannot register alice"* ]]
 	[ ! -e "$ST_HOME/config" ]
 	[ ! -e "$ST_HOME/token" ]
