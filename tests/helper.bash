@@ -23,7 +23,7 @@ free_port() {
 
 # start_relay [flags...]: st-relay on a free port; sets RELAY_URL, RELAY_PID.
 start_relay() {
-	local port tries=0
+	local port
 	port=$(free_port)
 	RELAY_DB="$BATS_TEST_TMPDIR/relay.db"
 	st-relay -l "127.0.0.1:$port" -d "$RELAY_DB" \
@@ -32,7 +32,15 @@ start_relay() {
 	RELAY_PID=$!
 	RELAY_URL="http://127.0.0.1:$port"
 	export RELAY_URL RELAY_PID
-	until curl -sf "$RELAY_URL/v1/health" >/dev/null 2>&1; do
+	wait_relay
+}
+
+# wait_relay [curl flags...]: until $RELAY_URL answers /v1/health; fails
+# (showing relay.log) when $RELAY_PID dies or 5 s pass.
+wait_relay() {
+	local tries=0
+
+	until curl -sf "$@" "$RELAY_URL/v1/health" >/dev/null 2>&1; do
 		tries=$((tries + 1))
 		if [ "$tries" -gt 100 ] || ! kill -0 "$RELAY_PID" 2>/dev/null; then
 			cat "$BATS_TEST_TMPDIR/relay.log" >&2

@@ -41,7 +41,7 @@ setup() {
 # tls_relay: st-relay serving HTTPS on a free loopback port; RELAY_URL is
 # https://localhost:PORT (the certificate names localhost and 127.0.0.1).
 tls_relay() {
-	local port tries=0
+	local port
 
 	port=$(free_port)
 	st-relay -q --argon2-m 64 --argon2-t 1 --no-rate-limits \
@@ -53,14 +53,7 @@ tls_relay() {
 	RELAY_PID=$!
 	RELAY_URL="https://localhost:$port"
 	export RELAY_URL RELAY_PID
-	until curl -sf --cacert "$CA" "$RELAY_URL/v1/health" >/dev/null 2>&1; do
-		tries=$((tries + 1))
-		if [ "$tries" -gt 100 ] || ! kill -0 "$RELAY_PID" 2>/dev/null; then
-			cat "$BATS_TEST_TMPDIR/relay.log" >&2
-			return 1
-		fi
-		sleep 0.05
-	done
+	wait_relay --cacert "$CA"
 }
 
 # users NAME...: a TLS relay and each NAME registered over https.
