@@ -10,7 +10,7 @@ DESTDIR  ?=
 CC       ?= cc
 PKG_CONFIG ?= pkg-config
 
-PKGS     = openssl libargon2 libcurl jansson libmicrohttpd sqlite3
+PKGS     = openssl libargon2 libcurl jansson libmicrohttpd sqlite3 libpq
 CFLAGS   ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wno-unused-parameter
 ifeq ($(WERROR),1)

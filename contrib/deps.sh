@@ -7,8 +7,8 @@
 set -eu
 
 PKGS="build-essential pkg-config libssl-dev libargon2-dev libcurl4-openssl-dev
-libjansson-dev libmicrohttpd-dev libsqlite3-dev libcmocka-dev zlib1g-dev
-bats age expect curl python3 time valgrind"
+libjansson-dev libmicrohttpd-dev libsqlite3-dev libpq-dev postgresql
+libcmocka-dev zlib1g-dev bats age expect curl python3 time valgrind"
 
 TOOLS=
 for a in "$@"; do
@@ -22,7 +22,8 @@ missing() {
 	command -v cc >/dev/null 2>&1 || return 0
 	command -v pkg-config >/dev/null 2>&1 || return 0
 	pkg-config --exists openssl libargon2 libcurl jansson libmicrohttpd \
-	    sqlite3 cmocka zlib 2>/dev/null || return 0
+	    sqlite3 libpq cmocka zlib 2>/dev/null || return 0
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || return 0
 	for c in bats age expect curl python3; do
 		command -v "$c" >/dev/null 2>&1 || return 0
 	done

@@ -8,12 +8,15 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -94,6 +97,8 @@ static const struct endpoint {
 	{ R_METRICS, "GET", ST_EP_METRICS, 0, B_NONE, metrics, "GET /metrics" },
 };
 #define NEPS (sizeof(eps) / sizeof(eps[0]))
+/* seconds a blob file of a shared directory is left alone (st_api_sweep_orphans) */
+#define ORPHAN_AGE 3600
 
 const char *st_api_ep_name(int ep)
 {
@@ -368,6 +373,12 @@ void st_api_wake(struct st_api *a, uint64_t key)
 {
 	if (a->wake)
 		a->wake(a->hook_ctx, key);
+}
+
+void st_api_wake_all(struct st_api *a)
+{
+	if (a->wake_all)
+		a->wake_all(a->hook_ctx);
 }
 
 /* ---- tokens ---- */
@@ -817,7 +828,17 @@ int st_api_sweep_orphans(struct st_api *a)
 		                a->conf->blob_dir);
 	while ((de = readdir(d))) {
 		const char *n = de->d_name;
+		struct stat st;
 
+		/*
+		 * Relays sharing a database share the directory: another
+		 * one's upload in progress (a temporary, or a file whose row
+		 * is not committed yet) is young.  Leave the last hour alone.
+		 */
+		if (st_store_shared(a->store) &&
+		    (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		     st.st_mtime > time(NULL) - ORPHAN_AGE))
+			continue;
 		if (strstr(n, ".tmp-"))
 			rc = ST_STORE_NOTFOUND;
 		else if (strlen(n) == 32 && st_api_hex_ok(n, 32))

@@ -118,6 +118,7 @@ struct st_api {
 	/* long-poll hooks of the HTTP front; NULL in tests */
 	uint64_t (*gen)(void *ctx, uint64_t key);
 	void (*wake)(void *ctx, uint64_t key);
+	void (*wake_all)(void *ctx);
 	long (*waiting)(void *ctx);     /* long polls waiting now */
 	void *hook_ctx;
 	unsigned char dummy_salt[16];
@@ -154,6 +155,8 @@ void st_api_handle(struct st_api *a, struct st_api_req *q,
 void st_api_finish(struct st_api *a, struct st_job *j, struct st_api_resp *r);
 /* Wake the long polls waiting on key (called after each commit). */
 void st_api_wake(struct st_api *a, uint64_t key);
+/* Wake every long poll (another relay's announcements may be lost). */
+void st_api_wake_all(struct st_api *a);
 
 /* Everything at once in this thread, long polls answered at once (tests). */
 void st_api_call(struct st_api *a, struct st_api_req *q,

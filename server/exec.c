@@ -17,6 +17,8 @@
 #include "api.h"
 
 #define MAX_BATCH 1024
+/* keys announced to other relays per statement */
+#define MAX_WAKE 4096
 
 struct queue {
 	struct st_job *head, *tail;
@@ -32,6 +34,7 @@ struct st_exec {
 	int nworkers;
 	pthread_t *workers;
 	pthread_t writer, completer;
+	uint64_t keys[MAX_WAKE];        /* the writer's, for announce() */
 };
 
 static void push(struct queue *q, struct st_job *j)
@@ -130,6 +133,31 @@ static void fail_batch(struct st_job **b, size_t n)
 	}
 }
 
+/*
+ * Announce the keys the batch's jobs wake to relays sharing the database
+ * (delivered at commit; nothing to do for SQLite).
+ */
+static int announce(struct st_exec *x, struct st_job **b, size_t n)
+{
+	size_t k = 0;
+
+	if (!st_store_shared(x->api->store))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (b[i]->status)
+			continue;
+		for (size_t w = 0; w < b[i]->nwake; w++) {
+			if (k == MAX_WAKE) {
+				if (st_store_notify(x->api->store, x->keys, k) < 0)
+					return -1;
+				k = 0;
+			}
+			x->keys[k++] = b[i]->wake[w];
+		}
+	}
+	return st_store_notify(x->api->store, x->keys, k);
+}
+
 static void run_batch(struct st_exec *x, struct st_job **b, size_t n)
 {
 	struct st_store *s = x->api->store;
@@ -146,7 +174,7 @@ static void run_batch(struct st_exec *x, struct st_job **b, size_t n)
 		    st_store_release(s) < 0)
 			break;
 	}
-	if (i < n || st_store_commit(s) < 0) {
+	if (i < n || announce(x, b, n) < 0 || st_store_commit(s) < 0) {
 		st_store_rollback(s);
 		fail_batch(b, n);
 		goto out;
@@ -278,7 +306,9 @@ void st_exec_run(struct st_api *a, struct st_job *j)
 		st_store_rollback(s);
 		return;
 	}
-	if (st_store_commit(s) < 0) {
+	if ((st_store_shared(s) &&
+	     st_store_notify(s, j->wake, j->nwake) < 0) ||
+	    st_store_commit(s) < 0) {
 		st_job_fault(j);
 		st_store_rollback(s);
 		return;

@@ -195,6 +195,23 @@ static void wake(void *ctx, uint64_t key)
 	pthread_mutex_unlock(&h->wmu);
 }
 
+/* Wake every long poll: each looks again (announcements were lost). */
+static void wake_every(void *ctx)
+{
+	struct st_http *h = ctx;
+	struct hconn *c, *next;
+
+	pthread_mutex_lock(&h->wmu);
+	for (size_t b = 0; b < WBUCKETS; b++) {
+		atomic_fetch_add(&h->gen[b], 1);
+		for (c = h->bucket[b]; c; c = next) {
+			next = c->wnext;
+			unwait(h, c);
+		}
+	}
+	pthread_mutex_unlock(&h->wmu);
+}
+
 /*
  * Suspend c until key is woken or the deadline passes; 0 when the answer
  * must be computed again at once instead (a commit came in between, or the
@@ -733,6 +750,7 @@ struct st_http *st_http_start(const struct st_conf *c, struct st_api *api,
 #undef OPT
 	api->gen = gen_of;
 	api->wake = wake;
+	api->wake_all = wake_every;
 	api->waiting = waiting;
 	api->hook_ctx = h;
 	if (pthread_create(&h->timer, NULL, timer, h) != 0) {
@@ -754,6 +772,7 @@ struct st_http *st_http_start(const struct st_conf *c, struct st_api *api,
 fail:
 	api->gen = NULL;
 	api->wake = NULL;
+	api->wake_all = NULL;
 	api->waiting = NULL;
 	http_free(h);
 	return NULL;
@@ -786,6 +805,7 @@ void st_http_stop(struct st_http *h)
 	pthread_join(h->timer, NULL);
 	h->api->gen = NULL;
 	h->api->wake = NULL;
+	h->api->wake_all = NULL;
 	h->api->waiting = NULL;
 	http_free(h);
 }

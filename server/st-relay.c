@@ -25,8 +25,9 @@ static void usage(FILE *f, int code)
 "usage: st-relay [-q] [-l ADDR:PORT] [-d DB] [-b DIR] [-t N] [-w N]\n"
 "                [--tls-cert F --tls-key F] [limit flags]\n"
 "  -l, --listen ADDR:PORT     address to listen on (127.0.0.1:8443)\n"
-"  -d, --db FILE              SQLite database (relay.db)\n"
-"  -b, --blob-dir DIR         blob directory (DB.blobs)\n"
+"  -d, --db FILE|URL          SQLite file (relay.db) or postgresql:// URL\n"
+"  -b, --blob-dir DIR         blob directory (DB.blobs; with a URL: required,\n"
+"                             shared by every relay on that database)\n"
 "  -t, --threads N            HTTP threads (2)\n"
 "  -w, --workers N            Argon2 and fsync worker threads (2)\n"
 "  -q, --quiet                no request log\n"
@@ -203,6 +204,22 @@ static void serve(struct st_api *a, const sigset_t *set)
 	}
 }
 
+/* Another relay on the same database committed or ended a session. */
+static void hook_wake(void *ctx, uint64_t key)
+{
+	st_api_wake(ctx, key);
+}
+
+static void hook_all(void *ctx)
+{
+	st_api_wake_all(ctx);
+}
+
+static void hook_revoke(void *ctx)
+{
+	st_api_tokens_revoke(ctx);
+}
+
 int main(int argc, char **argv)
 {
 	struct st_conf c;
@@ -211,11 +228,15 @@ int main(int argc, char **argv)
 	struct st_http *h;
 	sigset_t set;
 	char *blobs = NULL;
+	struct st_store_hooks hooks = { hook_wake, hook_all, hook_revoke, &api };
 
 	st_setprogname(argv[0]);
 	umask(077);
 	st_conf_defaults(&c);
 	parse(argc, argv, &c);
+	if (!c.blob_dir && st_store_is_pg(c.db))
+		st_die(ST_EX_USAGE, "-d %s needs --blob-dir DIR, a directory "
+		       "every relay on that database shares", "postgresql://...");
 	if (!c.blob_dir) {
 		blobs = st_malloc(strlen(c.db) + 7);
 		strcpy(blobs, c.db);
@@ -237,11 +258,14 @@ int main(int argc, char **argv)
 	api.exec = st_exec_start(&api, c.workers);
 	if (!(h = st_http_start(&c, &api, api.exec)))
 		st_die(st_errcode(), "%s", st_errmsg());
+	if (st_store_listen(s, &hooks) < 0)
+		st_die(st_errcode(), "%s", st_errmsg());
 	st_warn("listening on %s%s", c.listen, c.tls_cert ? " (TLS)" : "");
 
 	serve(&api, &set);
 
 	st_warn("shutting down");
+	st_store_listen(s, NULL);
 	st_http_stop(h);
 	st_exec_stop(api.exec);
 	api.exec = NULL;

@@ -3,6 +3,10 @@
  * the embedded implementation and the only file that knows SQL; another
  * store (PostgreSQL) would implement these same functions.
  *
+ * Two implementations: store_sqlite.c (a file path: one relay per file) and
+ * store_pg.c (a postgresql:// URL: several relays on one database); store.c
+ * picks one at st_store_open() and forwards every call to it.
+ *
  * Threads: writes are made by one thread at a time, inside a transaction
  * that thread opened with st_store_begin(); each write function may be
  * wrapped in st_store_save()/st_store_release() or st_store_undo() so one
@@ -17,6 +21,7 @@
 #ifndef ST_STORE_H
 #define ST_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "st.h"
@@ -70,9 +75,37 @@ struct st_store_msg {
 
 struct st_store;
 
-/* Open (creating) the database: WAL, synchronous=FULL, the schema. */
+/*
+ * Open (creating) the database: a postgresql:// or postgres:// URL opens
+ * PostgreSQL, anything else names an SQLite file (WAL, synchronous=FULL).
+ * The schema is made or migrated.
+ */
 struct st_store *st_store_open(const char *path);
 void st_store_close(struct st_store *s);
+/* 1 when path is a PostgreSQL URL. */
+int st_store_is_pg(const char *path);
+
+/* 1 when other relays may share the database (PostgreSQL). */
+int st_store_shared(const struct st_store *s);
+
+/*
+ * Relays that share a database tell each other about commits.  Inside the
+ * writer's transaction, st_store_notify() announces the long-poll keys it
+ * wakes; the announcement is delivered at commit, to every relay.
+ * st_store_listen() starts a thread that hears them: wake() for a key
+ * committed by another relay, revoke() when a session ended elsewhere (drop
+ * cached tokens), all() when announcements may have been lost (the
+ * connection broke): every waiter must look again.  A NULL h stops the
+ * thread (before the hooks' targets go).  No-ops for SQLite.
+ */
+struct st_store_hooks {
+	void (*wake)(void *ctx, uint64_t key);
+	void (*all)(void *ctx);
+	void (*revoke)(void *ctx);
+	void *ctx;
+};
+int st_store_notify(struct st_store *s, const uint64_t *keys, size_t n);
+int st_store_listen(struct st_store *s, const struct st_store_hooks *h);
 
 /* The writer's transaction: BEGIN IMMEDIATE, savepoints, COMMIT. */
 int st_store_begin(struct st_store *s);

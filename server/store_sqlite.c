@@ -14,10 +14,12 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store_impl.h"
 
 #define SCHEMA_VERSION 1
 #define SWEEP_BATCH 1000
+
+#define SQ(s) ((struct sq_store *)(s))
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS users ("
@@ -163,7 +165,8 @@ struct conn {
 	struct conn *next;
 };
 
-struct st_store {
+struct sq_store {
+	struct st_store base;
 	char *path;
 	struct conn *w;         /* the write connection */
 	pthread_mutex_t mu;     /* guards pool */
@@ -244,24 +247,27 @@ static sqlite3_stmt *prep(struct conn *c, enum q q)
 	return c->q[q];
 }
 
-struct st_store *st_store_open(const char *path)
+static const struct st_store_ops sq_ops;
+
+struct st_store *st_store_sqlite_open(const char *path)
 {
-	struct st_store *s = st_calloc(1, sizeof(*s));
+	struct st_store *s = st_calloc(1, sizeof(struct sq_store));
 	int ver = 0;
 	sqlite3_stmt *st;
 
-	s->path = st_strdup(path);
-	pthread_mutex_init(&s->mu, NULL);
-	if (!(s->w = conn_open(path, 1)))
+	s->ops = &sq_ops;
+	SQ(s)->path = st_strdup(path);
+	pthread_mutex_init(&SQ(s)->mu, NULL);
+	if (!(SQ(s)->w = conn_open(path, 1)))
 		goto fail;
-	if (sqlite3_prepare_v2(s->w->db, "PRAGMA user_version", -1, &st,
+	if (sqlite3_prepare_v2(SQ(s)->w->db, "PRAGMA user_version", -1, &st,
 	                       NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			ver = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 	}
-	if (ver == 0 && (exec(s->w->db, schema) < 0 ||
-	                 exec(s->w->db, "PRAGMA user_version=1") < 0))
+	if (ver == 0 && (exec(SQ(s)->w->db, schema) < 0 ||
+	                 exec(SQ(s)->w->db, "PRAGMA user_version=1") < 0))
 		goto fail;
 	if (ver == 0)
 		ver = SCHEMA_VERSION;
@@ -275,20 +281,20 @@ fail:
 	return NULL;
 }
 
-void st_store_close(struct st_store *s)
+static void sq_close(struct st_store *s)
 {
 	struct conn *c;
 
 	if (!s)
 		return;
-	while ((c = s->pool)) {
-		s->pool = c->next;
+	while ((c = SQ(s)->pool)) {
+		SQ(s)->pool = c->next;
 		conn_close(c);
 	}
-	if (s->w)
-		conn_close(s->w);
-	pthread_mutex_destroy(&s->mu);
-	free(s->path);
+	if (SQ(s)->w)
+		conn_close(SQ(s)->w);
+	pthread_mutex_destroy(&SQ(s)->mu);
+	free(SQ(s)->path);
 	free(s);
 }
 
@@ -296,21 +302,21 @@ static struct conn *rd_get(struct st_store *s)
 {
 	struct conn *c;
 
-	pthread_mutex_lock(&s->mu);
-	if ((c = s->pool))
-		s->pool = c->next;
-	pthread_mutex_unlock(&s->mu);
-	return c ? c : conn_open(s->path, 0);
+	pthread_mutex_lock(&SQ(s)->mu);
+	if ((c = SQ(s)->pool))
+		SQ(s)->pool = c->next;
+	pthread_mutex_unlock(&SQ(s)->mu);
+	return c ? c : conn_open(SQ(s)->path, 0);
 }
 
 static void rd_put(struct st_store *s, struct conn *c)
 {
 	if (!c)
 		return;
-	pthread_mutex_lock(&s->mu);
-	c->next = s->pool;
-	s->pool = c;
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&SQ(s)->mu);
+	c->next = SQ(s)->pool;
+	SQ(s)->pool = c;
+	pthread_mutex_unlock(&SQ(s)->mu);
 }
 
 /* Run a statement that returns no rows. */
@@ -356,35 +362,35 @@ static int col_blob(sqlite3_stmt *st, int i, void *out, size_t n)
 #define BIND_BLOB(st, i, p, n) sqlite3_bind_blob(st, i, p, (int)(n), SQLITE_STATIC)
 #define BIND_TEXT(st, i, p, n) sqlite3_bind_text(st, i, p, (int)(n), SQLITE_STATIC)
 
-int st_store_begin(struct st_store *s)
+static int sq_begin(struct st_store *s)
 {
-	return run(s->w, Q_BEGIN);
+	return run(SQ(s)->w, Q_BEGIN);
 }
 
-int st_store_commit(struct st_store *s)
+static int sq_commit(struct st_store *s)
 {
-	return run(s->w, Q_COMMIT);
+	return run(SQ(s)->w, Q_COMMIT);
 }
 
-void st_store_rollback(struct st_store *s)
+static void sq_rollback(struct st_store *s)
 {
-	if (!sqlite3_get_autocommit(s->w->db))
-		run(s->w, Q_ROLLBACK);
+	if (!sqlite3_get_autocommit(SQ(s)->w->db))
+		run(SQ(s)->w, Q_ROLLBACK);
 }
 
-int st_store_save(struct st_store *s)
+static int sq_save(struct st_store *s)
 {
-	return run(s->w, Q_SAVE);
+	return run(SQ(s)->w, Q_SAVE);
 }
 
-int st_store_release(struct st_store *s)
+static int sq_release(struct st_store *s)
 {
-	return run(s->w, Q_RELEASE);
+	return run(SQ(s)->w, Q_RELEASE);
 }
 
-int st_store_undo(struct st_store *s)
+static int sq_undo(struct st_store *s)
 {
-	return run(s->w, Q_UNDO) < 0 ? -1 : run(s->w, Q_RELEASE);
+	return run(SQ(s)->w, Q_UNDO) < 0 ? -1 : run(SQ(s)->w, Q_RELEASE);
 }
 
 /* ---- accounts and sessions ---- */
@@ -430,8 +436,8 @@ static int user_fetch(struct conn *c, enum q q, const char *name, int64_t uid,
 	return rc;
 }
 
-int st_store_user_get(struct st_store *s, const char *name,
-                      struct st_store_user *u)
+static int sq_user_get(struct st_store *s, const char *name,
+                       struct st_store_user *u)
 {
 	struct conn *c = rd_get(s);
 	int rc = c ? user_fetch(c, Q_USER_BY_NAME, name, 0, u) : -1;
@@ -440,8 +446,8 @@ int st_store_user_get(struct st_store *s, const char *name,
 	return rc;
 }
 
-int st_store_user_get_id(struct st_store *s, int64_t uid,
-                         struct st_store_user *u)
+static int sq_user_get_id(struct st_store *s, int64_t uid,
+                          struct st_store_user *u)
 {
 	struct conn *c = rd_get(s);
 	int rc = c ? user_fetch(c, Q_USER_BY_ID, NULL, uid, u) : -1;
@@ -495,11 +501,11 @@ static int spk_add(struct conn *c, int64_t uid, const struct st_store_spk *k)
 	return step_done(c, st);
 }
 
-int st_store_user_create(struct st_store *s, struct st_store_user *u,
-                         const struct st_store_spk *spk,
-                         const struct st_store_opk *opks, size_t nopks)
+static int sq_user_create(struct st_store *s, struct st_store_user *u,
+                          const struct st_store_spk *spk,
+                          const struct st_store_opk *opks, size_t nopks)
 {
-	struct conn *c = s->w;
+	struct conn *c = SQ(s)->w;
 	sqlite3_stmt *st = prep(c, Q_USER_INSERT);
 	unsigned char h[32];
 	int rc;
@@ -537,7 +543,7 @@ static int by_uid(struct conn *c, enum q q, int64_t uid)
 	return step_done(c, st);
 }
 
-int st_store_user_delete(struct st_store *s, int64_t uid)
+static int sq_user_delete(struct st_store *s, int64_t uid)
 {
 	static const enum q qs[] = {
 		Q_SESS_DELETE_USER, Q_SPKS_DELETE, Q_OPKS_DELETE,
@@ -545,14 +551,14 @@ int st_store_user_delete(struct st_store *s, int64_t uid)
 	};
 
 	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
-		if (by_uid(s->w, qs[i], uid) != 0)
+		if (by_uid(SQ(s)->w, qs[i], uid) != 0)
 			return -1;
 	return 0;
 }
 
-int st_store_users_list(struct st_store *s, const char *prefix, int limit,
-                        int (*fn)(void *ctx, const char *name, int64_t created),
-                        void *ctx)
+static int sq_users_list(struct st_store *s, const char *prefix, int limit,
+                         int (*fn)(void *ctx, const char *name, int64_t created),
+                         void *ctx)
 {
 	struct conn *c = rd_get(s);
 	sqlite3_stmt *st = c ? prep(c, Q_USERS) : NULL;
@@ -576,22 +582,22 @@ int st_store_users_list(struct st_store *s, const char *prefix, int limit,
 	return rc < 0 ? -1 : n;
 }
 
-int st_store_session_add(struct st_store *s, const unsigned char hash[32],
-                         int64_t uid, int64_t expires)
+static int sq_session_add(struct st_store *s, const unsigned char hash[32],
+                          int64_t uid, int64_t expires)
 {
-	sqlite3_stmt *st = prep(s->w, Q_SESS_INSERT);
+	sqlite3_stmt *st = prep(SQ(s)->w, Q_SESS_INSERT);
 
 	if (!st)
 		return -1;
 	BIND_BLOB(st, 1, hash, 32);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_int64(st, 3, expires);
-	return step_done(s->w, st) == 0 ? 0 : -1;
+	return step_done(SQ(s)->w, st) == 0 ? 0 : -1;
 }
 
-int st_store_session_get(struct st_store *s, const unsigned char hash[32],
-                         int64_t now, int64_t *uid,
-                         char name[ST_USER_MAX + 1], int64_t *expires)
+static int sq_session_get(struct st_store *s, const unsigned char hash[32],
+                          int64_t now, int64_t *uid,
+                          char name[ST_USER_MAX + 1], int64_t *expires)
 {
 	struct conn *c = rd_get(s);
 	sqlite3_stmt *st = c ? prep(c, Q_SESS_GET) : NULL;
@@ -617,26 +623,26 @@ int st_store_session_get(struct st_store *s, const unsigned char hash[32],
 	return rc;
 }
 
-int st_store_session_touch(struct st_store *s, const unsigned char hash[32],
-                           int64_t expires)
+static int sq_session_touch(struct st_store *s, const unsigned char hash[32],
+                            int64_t expires)
 {
-	sqlite3_stmt *st = prep(s->w, Q_SESS_TOUCH);
+	sqlite3_stmt *st = prep(SQ(s)->w, Q_SESS_TOUCH);
 
 	if (!st)
 		return -1;
 	BIND_BLOB(st, 1, hash, 32);
 	sqlite3_bind_int64(st, 2, expires);
-	return step_done(s->w, st) == 0 ? 0 : -1;
+	return step_done(SQ(s)->w, st) == 0 ? 0 : -1;
 }
 
-int st_store_session_delete(struct st_store *s, const unsigned char hash[32])
+static int sq_session_delete(struct st_store *s, const unsigned char hash[32])
 {
-	sqlite3_stmt *st = prep(s->w, Q_SESS_DELETE);
+	sqlite3_stmt *st = prep(SQ(s)->w, Q_SESS_DELETE);
 
 	if (!st)
 		return -1;
 	BIND_BLOB(st, 1, hash, 32);
-	return step_done(s->w, st) == 0 ? 0 : -1;
+	return step_done(SQ(s)->w, st) == 0 ? 0 : -1;
 }
 
 /* ---- keys ---- */
@@ -676,8 +682,8 @@ static int opk_count(struct conn *c, int64_t uid, int64_t *n)
 	return 0;
 }
 
-int st_store_keys_info(struct st_store *s, int64_t uid, int64_t *nopks,
-                       struct st_store_spk *spk)
+static int sq_keys_info(struct st_store *s, int64_t uid, int64_t *nopks,
+                        struct st_store_spk *spk)
 {
 	struct conn *c = rd_get(s);
 	struct st_store_user u;
@@ -690,11 +696,11 @@ int st_store_keys_info(struct st_store *s, int64_t uid, int64_t *nopks,
 	return rc;
 }
 
-int st_store_keys_put(struct st_store *s, int64_t uid,
-                      const struct st_store_spk *spk,
-                      const struct st_store_opk *opks, size_t n, int64_t max)
+static int sq_keys_put(struct st_store *s, int64_t uid,
+                       const struct st_store_spk *spk,
+                       const struct st_store_opk *opks, size_t n, int64_t max)
 {
-	struct conn *c = s->w;
+	struct conn *c = SQ(s)->w;
 	struct st_store_spk old;
 	int64_t have;
 	int rc;
@@ -729,11 +735,11 @@ int st_store_keys_put(struct st_store *s, int64_t uid,
 	return opks_add(c, uid, opks, n);
 }
 
-int st_store_bundle_take(struct st_store *s, const char *name,
-                         struct st_store_user *u, struct st_store_spk *spk,
-                         struct st_store_opk *opk, int *has_opk)
+static int sq_bundle_take(struct st_store *s, const char *name,
+                          struct st_store_user *u, struct st_store_spk *spk,
+                          struct st_store_opk *opk, int *has_opk)
 {
-	struct conn *c = s->w;
+	struct conn *c = SQ(s)->w;
 	sqlite3_stmt *st;
 	int rc;
 
@@ -829,12 +835,12 @@ static int msg_insert(struct conn *c, int64_t sender, const char *from,
 	return step_done(c, st) == 0 ? 0 : -1;
 }
 
-int st_store_msgs_post(struct st_store *s, int64_t sender,
-                       const char *sender_name, struct st_store_msg *m,
-                       size_t n, int64_t now, int64_t mailbox_max,
-                       size_t *failed)
+static int sq_msgs_post(struct st_store *s, int64_t sender,
+                        const char *sender_name, struct st_store_msg *m,
+                        size_t n, int64_t now, int64_t mailbox_max,
+                        size_t *failed)
 {
-	struct conn *c = s->w;
+	struct conn *c = SQ(s)->w;
 	int rc;
 
 	for (size_t i = 0; i < n; i++) {
@@ -854,10 +860,10 @@ int st_store_msgs_post(struct st_store *s, int64_t sender,
 	return 0;
 }
 
-int st_store_msgs_fetch(struct st_store *s, int64_t uid, int limit,
-                        int (*fn)(void *ctx, int64_t id, const char *from,
-                                  int64_t ts, const char *env, size_t len),
-                        void *ctx)
+static int sq_msgs_fetch(struct st_store *s, int64_t uid, int limit,
+                         int (*fn)(void *ctx, int64_t id, const char *from,
+                         int64_t ts, const char *env, size_t len),
+                         void *ctx)
 {
 	struct conn *c = rd_get(s);
 	sqlite3_stmt *st = c ? prep(c, Q_MSGS_FETCH) : NULL;
@@ -884,10 +890,10 @@ int st_store_msgs_fetch(struct st_store *s, int64_t uid, int limit,
 	return rc < 0 ? -1 : n;
 }
 
-int st_store_msgs_ack(struct st_store *s, int64_t uid, const int64_t *ids,
-                      size_t n)
+static int sq_msgs_ack(struct st_store *s, int64_t uid, const int64_t *ids,
+                       size_t n)
 {
-	struct conn *c = s->w;
+	struct conn *c = SQ(s)->w;
 	sqlite3_stmt *st = prep(c, Q_MSG_ACK);
 	int64_t gone = 0;
 
@@ -911,11 +917,11 @@ int st_store_msgs_ack(struct st_store *s, int64_t uid, const int64_t *ids,
 
 /* ---- channels ---- */
 
-int st_store_post_add(struct st_store *s, const char *channel,
-                      const char *post, size_t len, int64_t retain,
-                      int64_t *id)
+static int sq_post_add(struct st_store *s, const char *channel,
+                       const char *post, size_t len, int64_t retain,
+                       int64_t *id)
 {
-	struct conn *c = s->w;
+	struct conn *c = SQ(s)->w;
 	sqlite3_stmt *st = prep(c, Q_POST_INSERT);
 
 	if (!st)
@@ -932,11 +938,11 @@ int st_store_post_add(struct st_store *s, const char *channel,
 	return step_done(c, st) == 0 ? 0 : -1;
 }
 
-int st_store_posts_fetch(struct st_store *s, const char *channel,
-                         int64_t after, int limit,
-                         int (*fn)(void *ctx, int64_t id, const char *post,
-                                   size_t len),
-                         void *ctx)
+static int sq_posts_fetch(struct st_store *s, const char *channel,
+                          int64_t after, int limit,
+                          int (*fn)(void *ctx, int64_t id, const char *post,
+                          size_t len),
+                          void *ctx)
 {
 	struct conn *c = rd_get(s);
 	sqlite3_stmt *st = c ? prep(c, Q_POSTS_FETCH) : NULL;
@@ -978,10 +984,10 @@ static int usage(struct conn *c, int64_t owner, int64_t *bytes)
 	return 0;
 }
 
-int st_store_blob_add(struct st_store *s, const char *id, int64_t owner,
-                      int64_t size, int64_t now, int64_t quota)
+static int sq_blob_add(struct st_store *s, const char *id, int64_t owner,
+                       int64_t size, int64_t now, int64_t quota)
 {
-	struct conn *c = s->w;
+	struct conn *c = SQ(s)->w;
 	sqlite3_stmt *st;
 	int64_t used;
 
@@ -998,7 +1004,7 @@ int st_store_blob_add(struct st_store *s, const char *id, int64_t owner,
 	return step_done(c, st) == 0 ? 0 : -1;
 }
 
-int st_store_blob_usage(struct st_store *s, int64_t owner, int64_t *bytes)
+static int sq_blob_usage(struct st_store *s, int64_t owner, int64_t *bytes)
 {
 	struct conn *c = rd_get(s);
 	int rc = c ? usage(c, owner, bytes) : -1;
@@ -1007,8 +1013,8 @@ int st_store_blob_usage(struct st_store *s, int64_t owner, int64_t *bytes)
 	return rc;
 }
 
-int st_store_blob_get(struct st_store *s, const char *id, int64_t not_before,
-                      int64_t *size)
+static int sq_blob_get(struct st_store *s, const char *id, int64_t not_before,
+                       int64_t *size)
 {
 	struct conn *c = rd_get(s);
 	sqlite3_stmt *st = c ? prep(c, Q_BLOB_GET) : NULL;
@@ -1073,10 +1079,10 @@ static int sweep_blobs(struct conn *c, int64_t cutoff,
 	return rc < 0 ? -1 : n;
 }
 
-int st_store_sweep(struct st_store *s, int64_t now, int64_t cutoff,
-                   void (*fn)(void *ctx, const char *blob), void *ctx)
+static int sq_sweep(struct st_store *s, int64_t now, int64_t cutoff,
+                    void (*fn)(void *ctx, const char *blob), void *ctx)
 {
-	struct conn *c = s->w;
+	struct conn *c = SQ(s)->w;
 	sqlite3_stmt *st;
 	int n, total = 0;
 
@@ -1111,8 +1117,8 @@ static int scalar(struct conn *c, enum q q, int64_t *v)
 	return 0;
 }
 
-int st_store_stats(struct st_store *s, int64_t *queued, int64_t *blob_bytes,
-                   int64_t *db_bytes)
+static int sq_stats(struct st_store *s, int64_t *queued, int64_t *blob_bytes,
+                    int64_t *db_bytes)
 {
 	struct conn *c = rd_get(s);
 	int64_t pages = 0, size = 0;
@@ -1128,3 +1134,35 @@ int st_store_stats(struct st_store *s, int64_t *queued, int64_t *blob_bytes,
 	rd_put(s, c);
 	return rc;
 }
+
+static const struct st_store_ops sq_ops = {
+	.close = sq_close,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.save = sq_save,
+	.release = sq_release,
+	.undo = sq_undo,
+	.user_get = sq_user_get,
+	.user_get_id = sq_user_get_id,
+	.user_create = sq_user_create,
+	.user_delete = sq_user_delete,
+	.users_list = sq_users_list,
+	.session_add = sq_session_add,
+	.session_get = sq_session_get,
+	.session_touch = sq_session_touch,
+	.session_delete = sq_session_delete,
+	.keys_info = sq_keys_info,
+	.keys_put = sq_keys_put,
+	.bundle_take = sq_bundle_take,
+	.msgs_post = sq_msgs_post,
+	.msgs_fetch = sq_msgs_fetch,
+	.msgs_ack = sq_msgs_ack,
+	.post_add = sq_post_add,
+	.posts_fetch = sq_posts_fetch,
+	.blob_add = sq_blob_add,
+	.blob_usage = sq_blob_usage,
+	.blob_get = sq_blob_get,
+	.sweep = sq_sweep,
+	.stats = sq_stats,
+};

@@ -21,11 +21,35 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# With ST_TEST_PG set (tests/tools/pg.sh start prints it: "HOST PORT
+# USER" of a throwaway PostgreSQL), relays use a fresh PostgreSQL database
+# per test instead of an SQLite file.
+# pg_fresh_db: create an empty database and print its URL.
+pg_fresh_db() {
+	local host port user name
+	read -r host port user <<<"$ST_TEST_PG"
+	name="t$$_${RANDOM}${RANDOM}"
+	psql -qX -h "$host" -p "$port" -U "$user" -d postgres \
+	    -c "CREATE DATABASE $name" >/dev/null || return 1
+	echo "postgresql://$user@/$name?host=$host&port=$port"
+}
+
+# store_is_pg: true when relays of this run use PostgreSQL.
+store_is_pg() {
+	[ -n "${ST_TEST_PG:-}" ]
+}
+
 # start_relay [flags...]: st-relay on a free port; sets RELAY_URL, RELAY_PID.
 start_relay() {
 	local port
 	port=$(free_port)
 	RELAY_DB="$BATS_TEST_TMPDIR/relay.db"
+	if [ -n "${ST_TEST_PG:-}" ]; then
+		# one database per test: a restarted relay finds its data
+		[ -s "$BATS_TEST_TMPDIR/pg-url" ] ||
+		    pg_fresh_db >"$BATS_TEST_TMPDIR/pg-url" || return 1
+		RELAY_DB=$(cat "$BATS_TEST_TMPDIR/pg-url")
+	fi
 	st-relay -l "127.0.0.1:$port" -d "$RELAY_DB" \
 	    --blob-dir "$BATS_TEST_TMPDIR/blobs" "$@" \
 	    2>"$BATS_TEST_TMPDIR/relay.log" &

@@ -158,3 +158,15 @@ asan() {
 now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
+
+# db_query SQL: the rows of a query on the relay's database, columns
+# separated by a space (SQLite file or PostgreSQL URL alike).
+db_query() {
+	if store_is_pg; then
+		psql -qAtX -F ' ' "$RELAY_DB" -c "$1"
+	else
+		"$PY" -c 'import sqlite3, sys
+for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):
+    print(" ".join(str(v) for v in r))' "$RELAY_DB" "$1"
+	fi
+}

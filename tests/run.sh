@@ -53,9 +53,32 @@ done
 for t in "$top"/tests/*.bats; do
 	[ -e "$t" ] || continue
 	n=$(basename "$t")
+	# several relays on one database: the PostgreSQL pass below runs it
+	[ "$n" = st-relay-pg.bats ] && continue
 	bats --tap "$t" >"$log/$n" 2>&1
 	count "$n" "$log/$n" $?
 done
+
+# The relay suites again on PostgreSQL (store_pg.c), each test with a fresh
+# database of one throwaway server; st-relay-pg.bats needs it too (several
+# relays on one database).  ST_TEST_NO_PG=1 leaves this pass out.
+if [ -z "${ST_TEST_NO_PG:-}" ]; then
+	pgdir=$(mktemp -d /tmp/st-pg.XXXXXX)
+	if ST_TEST_PG=$("$top/tests/pg.sh" start "$pgdir" 2>"$log/pg.err"); then
+		export ST_TEST_PG
+		for n in st-relay.bats st-relay-pg.bats; do
+			[ -e "$top/tests/$n" ] || continue
+			bats --tap "$top/tests/$n" >"$log/pg-$n" 2>&1
+			count "$n (postgresql)" "$log/pg-$n" $?
+		done
+		unset ST_TEST_PG
+	else
+		echo "not ok 1 a throwaway PostgreSQL starts" >"$log/pg-start"
+		cat "$log/pg.err" >>"$log/pg-start"
+		count "postgresql" "$log/pg-start" 1
+	fi
+	"$top/tests/pg.sh" stop "$pgdir"
+fi
 
 echo "$pass passed, $fail failed$([ "$skip" -gt 0 ] && echo ", $skip skipped")"
 [ "$bad" -eq 0 ] && [ "$fail" -eq 0 ]
