@@ -54,6 +54,9 @@
 #define LOCK_SCHEMA 0x73742d736368656dLL
 #define LOCK_POSTS 0x73742d706f737473LL
 #define LOCK_QUOTA 0x7100000000000000LL
+#define LOCK_SHARD 0x7200000000000000LL
+#define NSHARDS 64
+#define REPEAT 1000             /* beyond enum st_store_rc */
 #define CHANNEL "st_wake"
 
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -65,8 +68,10 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	" pw_m bigint NOT NULL, pw_t bigint NOT NULL, pw_p bigint NOT NULL,"
 	" ik_ed bytea NOT NULL, ik_x bytea NOT NULL, ik_bind bytea NOT NULL,"
 	" ik_hash bytea NOT NULL, spk_id bigint NOT NULL);"
+	/* one counter row per (user, relay shard): see claim_shard() */
 	"CREATE TABLE mailbox ("
-	" uid bigint PRIMARY KEY, queued bigint NOT NULL DEFAULT 0);"
+	" uid bigint NOT NULL, shard integer NOT NULL, queued bigint NOT NULL,"
+	" PRIMARY KEY (uid, shard));"
 	"CREATE TABLE spks ("
 	" user_id bigint NOT NULL, id bigint NOT NULL, pub bytea NOT NULL,"
 	" sig bytea NOT NULL, created bigint NOT NULL,"
@@ -106,7 +111,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 
 enum q {
 	Q_USER_BY_NAME, Q_USER_BY_ID, Q_USER_INSERT, Q_USER_DELETE, Q_USERS,
-	Q_MAILBOX_INSERT, Q_MAILBOX_DELETE, Q_MAILBOX_LOCK, Q_MAILBOX_ADD,
+	Q_MAILBOX_DELETE, Q_MAILBOX_ADD, Q_SHARD,
 	Q_SPK_GET, Q_SPK_INSERT, Q_SPK_SET, Q_SPKS_DELETE,
 	Q_OPK_INSERT, Q_OPK_COUNT, Q_OPK_TAKE, Q_OPKS_DELETE, Q_OPKS_USED_DELETE,
 	Q_SESS_INSERT, Q_SESS_GET, Q_SESS_TOUCH, Q_SESS_DELETE,
@@ -137,14 +142,14 @@ static const char *const sql[Q_COUNT] = {
 	/* names use only [a-z0-9._-], all below chr(127); the column is "C" */
 	[Q_USERS] = "SELECT name, created FROM users WHERE name >= $1::text"
 		" AND name < $1::text || chr(127) ORDER BY name LIMIT $2::bigint",
-	[Q_MAILBOX_INSERT] = "INSERT INTO mailbox (uid) VALUES ($1::bigint)",
 	[Q_MAILBOX_DELETE] = "DELETE FROM mailbox WHERE uid = $1::bigint",
-	/* rows locked in uid order: batches of two relays cannot deadlock */
-	[Q_MAILBOX_LOCK] = "SELECT uid FROM mailbox WHERE uid = ANY($1::bigint[])"
-		" ORDER BY uid FOR UPDATE",
-	[Q_MAILBOX_ADD] = "UPDATE mailbox m SET queued = m.queued + d.n FROM"
-		" unnest($1::bigint[], $2::bigint[]) AS d(uid, n)"
-		" WHERE m.uid = d.uid",
+	/* this relay's own rows only: no other relay waits on them */
+	[Q_MAILBOX_ADD] = "INSERT INTO mailbox (uid, shard, queued)"
+		" SELECT d.uid, $3::integer, d.n"
+		" FROM unnest($1::bigint[], $2::bigint[]) AS d(uid, n)"
+		" ORDER BY d.uid ON CONFLICT (uid, shard)"
+		" DO UPDATE SET queued = mailbox.queued + excluded.queued",
+	[Q_SHARD] = "SELECT pg_try_advisory_lock($1::bigint)",
 	[Q_SPK_GET] = "SELECT pub, sig, created FROM spks"
 		" WHERE user_id = $1::bigint AND id = $2::bigint",
 	[Q_SPK_INSERT] = "INSERT INTO spks (user_id, id, pub, sig, created)"
@@ -176,8 +181,12 @@ static const char *const sql[Q_COUNT] = {
 	[Q_SESS_DELETE] = "DELETE FROM sessions WHERE hash = $1::bytea",
 	[Q_SESS_DELETE_USER] = "DELETE FROM sessions WHERE user_id = $1::bigint",
 	[Q_SESS_SWEEP] = "DELETE FROM sessions WHERE expires <= $1::bigint",
-	[Q_RCPT] = "SELECT u.id, u.ik_hash, m.queued FROM users u"
-		" JOIN mailbox m ON m.uid = u.id WHERE u.name = $1::text",
+	/* one round trip: a repeat's id, else the recipient and its count */
+	[Q_RCPT] = "SELECT (SELECT msg_id FROM sent WHERE sender = $1::bigint"
+		" AND client_id = $2::bytea), u.id, u.ik_hash,"
+		" (SELECT coalesce(sum(queued), 0)::bigint FROM mailbox m"
+		" WHERE m.uid = u.id)"
+		" FROM (SELECT 1) AS one LEFT JOIN users u ON u.name = $3::text",
 	[Q_SENT_GET] = "SELECT msg_id FROM sent"
 		" WHERE sender = $1::bigint AND client_id = $2::bytea",
 	/* no row back when another transaction committed the same key */
@@ -242,6 +251,8 @@ struct pg_store {
 	int64_t retry_at, backoff;      /* ms */
 	struct delta *log;              /* the transaction's counter changes */
 	size_t nlog, caplog, mark;
+	int shard;                      /* this relay's mailbox counter rows */
+	int released;                   /* a RELEASE waits for the next SAVEPOINT */
 	/* the listener */
 	struct st_store_hooks hooks;
 	pthread_t listener;
@@ -632,6 +643,34 @@ fail:
 	return -1;
 }
 
+/*
+ * Each relay adds to its own mailbox counter rows (a shard), so relays
+ * never wait on each other's counters; a count is the sum of the shards.
+ * The writer's connection holds a session lock on its shard number; with
+ * more than NSHARDS relays some share one, which is correct, only slower.
+ */
+static int claim_shard(struct pg_store *s, struct conn *c)
+{
+	for (int i = 0; i < NSHARDS; i++) {
+		struct args a = { 0 };
+		PGresult *r;
+		int got;
+
+		a_i64(&a, LOCK_SHARD + i);
+		if (run(c, Q_SHARD, &a, &r) != 0)
+			return -1;
+		got = PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 1 &&
+		      PQgetvalue(r, 0, 0)[0] == 1;
+		PQclear(r);
+		if (got) {
+			s->shard = i;
+			return 0;
+		}
+	}
+	s->shard = (int)(PQbackendPID(c->pg) % NSHARDS);
+	return 0;
+}
+
 struct st_store *st_store_pg_open(const char *url)
 {
 	struct pg_store *s;
@@ -668,7 +707,7 @@ struct st_store *st_store_pg_open(const char *url)
 		st_error(ST_EX_UNAVAILABLE, "%s", m);
 		goto fail;
 	}
-	if (migrate(s, s->w) < 0)
+	if (migrate(s, s->w) < 0 || claim_shard(s, s->w) < 0)
 		goto fail;
 	atomic_store(&s->writer_pid, PQbackendPID(s->w->pg));
 	return &s->base;
@@ -711,6 +750,10 @@ static struct conn *wconn(struct pg_store *s)
 		return s->w;
 	conn_close(s->w);
 	s->w = conn_open(s);
+	if (s->w && claim_shard(s, s->w) < 0) {
+		conn_close(s->w);
+		s->w = NULL;
+	}
 	if (s->w)
 		atomic_store(&s->writer_pid, PQbackendPID(s->w->pg));
 	return s->w;
@@ -722,6 +765,7 @@ static int pg_begin(struct st_store *st)
 	struct conn *c = wconn(s);
 
 	s->nlog = s->mark = 0;
+	s->released = 0;
 	return c ? exec_simple(c->pg, "BEGIN") : -1;
 }
 
@@ -732,14 +776,15 @@ static int delta_cmp(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
-/* Write the summed counter changes, rows locked in uid order. */
+/* Add the summed counter changes to this relay's shard. */
 static int flush_counters(struct pg_store *s)
 {
 	struct st_buf uids = { 0 }, ns = { 0 };
 	int64_t *u, *n;
 	size_t k = 0;
 	struct args a = { 0 };
-	int rc = -1;
+	char shard[16];
+	int rc;
 
 	if (!s->nlog)
 		return 0;
@@ -758,11 +803,11 @@ static int flush_counters(struct pg_store *s)
 	}
 	id_array(&uids, u, k);
 	id_array(&ns, n, k);
+	snprintf(shard, sizeof(shard), "%d", s->shard);
 	a_txt(&a, (const char *)uids.data);
-	if (run_done(s->w, Q_MAILBOX_LOCK, &a) == 0) {
-		a_txt(&a, (const char *)ns.data);
-		rc = run_done(s->w, Q_MAILBOX_ADD, &a);
-	}
+	a_txt(&a, (const char *)ns.data);
+	a_txt(&a, shard);
+	rc = run_done(s->w, Q_MAILBOX_ADD, &a);
 	free(u);
 	free(n);
 	st_buf_free(&uids);
@@ -779,6 +824,7 @@ static int pg_commit(struct st_store *st)
 	if (flush_counters(s) < 0)
 		return -1;
 	s->nlog = 0;
+	s->released = 0;
 	return exec_simple(s->w->pg, "COMMIT");
 }
 
@@ -787,23 +833,34 @@ static void pg_rollback(struct st_store *st)
 	struct pg_store *s = PG(st);
 
 	s->nlog = s->mark = 0;
+	s->released = 0;
 	if (conn_ok(s->w) && PQtransactionStatus(s->w->pg) != PQTRANS_IDLE)
 		exec_simple(s->w->pg, "ROLLBACK");
 }
 
+/*
+ * A job's savepoint: the previous job's RELEASE travels with the next
+ * SAVEPOINT (or is implied by COMMIT), one round trip a job instead of two.
+ */
 static int pg_save(struct st_store *st)
 {
 	struct pg_store *s = PG(st);
+	int rel = s->released;
 
 	s->mark = s->nlog;
-	return s->w ? exec_simple(s->w->pg, "SAVEPOINT job") : -1;
+	s->released = 0;
+	if (!s->w)
+		return -1;
+	return exec_simple(s->w->pg, rel ? "RELEASE job; SAVEPOINT job" :
+	                   "SAVEPOINT job");
 }
 
 static int pg_release(struct st_store *st)
 {
 	struct pg_store *s = PG(st);
 
-	return s->w ? exec_simple(s->w->pg, "RELEASE job") : -1;
+	s->released = 1;
+	return s->w ? 0 : -1;
 }
 
 static int pg_undo(struct st_store *st)
@@ -811,9 +868,10 @@ static int pg_undo(struct st_store *st)
 	struct pg_store *s = PG(st);
 
 	s->nlog = s->mark;
-	if (!s->w || exec_simple(s->w->pg, "ROLLBACK TO job") < 0)
+	s->released = 0;
+	if (!s->w)
 		return -1;
-	return exec_simple(s->w->pg, "RELEASE job");
+	return exec_simple(s->w->pg, "ROLLBACK TO job; RELEASE job");
 }
 
 /* Note a mailbox counter change for COMMIT. */
@@ -998,10 +1056,6 @@ static int pg_user_create(struct st_store *st, struct st_store_user *u,
 	rc = PQntuples(r) == 1 ? col_i64(r, 0, 0, &u->id) : corrupt();
 	PQclear(r);
 	if (rc < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a_i64(&a, u->id);
-	if (run_done(s->w, Q_MAILBOX_INSERT, &a) != 0)
 		return -1;
 	if ((rc = spk_add(s->w, u->id, spk)) != 0)
 		return rc;
@@ -1242,27 +1296,36 @@ static int sent_get(struct conn *c, int64_t sender, const unsigned char id[16],
 	return rc;
 }
 
-static int rcpt_check(struct pg_store *s, const struct st_store_msg *m,
-                      int64_t max, int64_t *uid)
+/*
+ * In one round trip: REPEAT with the id when (sender, client_id) was
+ * posted before; else 0 with the recipient checked (ST_STORE_NOTFOUND,
+ * _IDENTITY, _FULL against max queued messages).
+ */
+static int rcpt_check(struct pg_store *s, int64_t sender,
+                      struct st_store_msg *m, int64_t max)
 {
 	struct args a = { 0 };
 	PGresult *r;
 	int64_t queued;
 	int rc;
 
+	a_i64(&a, sender);
+	a_bin(&a, m->client_id, 16);
 	a_str(&a, m->to);
 	if (run(s->w, Q_RCPT, &a, &r) != 0)
 		return -1;
-	if (!PQntuples(r)) {
-		PQclear(r);
-		return ST_STORE_NOTFOUND;
-	}
-	if (col_i64(r, 0, 0, uid) < 0 || col_i64(r, 0, 2, &queued) < 0)
+	if (PQntuples(r) != 1)
+		rc = corrupt();
+	else if (!PQgetisnull(r, 0, 0))
+		rc = col_i64(r, 0, 0, &m->id) < 0 ? -1 : REPEAT;
+	else if (PQgetisnull(r, 0, 1))
+		rc = ST_STORE_NOTFOUND;
+	else if (col_i64(r, 0, 1, &m->rcpt) < 0 || col_i64(r, 0, 3, &queued) < 0)
 		rc = -1;
-	else if (PQgetlength(r, 0, 1) != 16 ||
-	         memcmp(PQgetvalue(r, 0, 1), m->to_ik, 16))
+	else if (PQgetlength(r, 0, 2) != 16 ||
+	         memcmp(PQgetvalue(r, 0, 2), m->to_ik, 16))
 		rc = ST_STORE_IDENTITY;
-	else if (queued + pending(s, *uid) >= max)
+	else if (queued + pending(s, m->rcpt) >= max)
 		rc = ST_STORE_FULL;
 	else
 		rc = 0;
@@ -1304,12 +1367,14 @@ static int pg_msgs_post(struct st_store *st, int64_t sender,
 	for (size_t i = 0; i < n; i++) {
 		m[i].rcpt = 0;
 		/* a repeat inside one request finds the row its twin wrote */
-		if ((rc = sent_get(s->w, sender, m[i].client_id, &m[i].id)) < 0)
-			return -1;
-		if (rc == 1)
+		rc = rcpt_check(s, sender, &m[i], mailbox_max);
+		if (rc == REPEAT) {
+			m[i].rcpt = 0;
 			continue;
-		if ((rc = rcpt_check(s, &m[i], mailbox_max, &m[i].rcpt)) != 0) {
-			*failed = i;
+		}
+		if (rc != 0) {
+			if (rc > 0)
+				*failed = i;
 			return rc;
 		}
 		if ((rc = msg_insert(s, sender, sender_name, &m[i], now)) < 0)

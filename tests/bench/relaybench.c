@@ -12,6 +12,9 @@
  *       envelope for SECONDS; fetch+ack every mailbox; POLLS idle long
  *       polls, the relay's RSS with them, then one message each and the
  *       time until each poll wakes
+ *   relaybench posts URL [-u URL2] [-P PID] [-c CONNS] [-d SECONDS]
+ *       only the durable POST phase; with -u the connections alternate
+ *       between two relays that share one database
  *
  * Results are lines "name value unit" on stdout.
  */
@@ -54,7 +57,8 @@ struct user {
 	char to_ik[ST_TO_IK_LEN + 1];
 };
 
-static struct sockaddr_in addr;
+static struct sockaddr_in addrs[2];
+static int naddr = 1, ndial;
 static int epfd;
 static struct user *users;
 static int nsend, nrcpt, npoll;         /* users: senders, recipients, pollers */
@@ -100,7 +104,9 @@ static int dial(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+	const struct sockaddr_in *addr = &addrs[ndial++ % naddr];
+
+	if (fd < 0 || connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0)
 		st_die(69, "cannot connect: %s", strerror(errno));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
@@ -443,7 +449,7 @@ static long long run_post(int nconn, int secs)
 	}
 	loop(post_answer);
 	n = done_ok;
-	if (n)
+	if (n && relay_pid)
 		printf("post_relay_cpu %.1f us/msg\n",
 		       (double)(cpu_us(relay_pid) - c0) / (double)n);
 	report("post", t0, n, "msg");
@@ -595,17 +601,29 @@ static void usage(void)
 {
 	fputs("usage: relaybench hello URL [-c CONNS] [-d SECONDS]\n"
 	      "       relaybench relay URL -P PID [-c CONNS] [-d SECONDS] "
-	      "[-p POLLS]\n", stderr);
+	      "[-p POLLS]\n"
+	      "       relaybench posts URL [-u URL2] [-P PID] [-c CONNS] "
+	      "[-d SECONDS]\n", stderr);
 	exit(64);
+}
+
+static int parse_url(const char *url, struct sockaddr_in *a)
+{
+	char host[64];
+	unsigned port;
+
+	if (sscanf(url, "http://%63[0-9.]:%u", host, &port) != 2 || port > 65535)
+		return -1;
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)port);
+	return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
 	int nconn = 64, secs = 5, opt, fd;
 	long pid = 0;
-	const char *mode, *url;
-	char host[64];
-	unsigned port;
+	const char *mode, *url, *url2 = NULL;
 
 	st_setprogname(argv[0]);
 	npoll = 1000;
@@ -614,8 +632,9 @@ int main(int argc, char **argv)
 	mode = argv[1];
 	url = argv[2];
 	optind = 3;
-	while ((opt = getopt(argc, argv, "c:d:p:P:")) != -1) {
+	while ((opt = getopt(argc, argv, "c:d:p:P:u:")) != -1) {
 		switch (opt) {
+		case 'u': url2 = optarg; break;
 		case 'c': nconn = atoi(optarg); break;
 		case 'd': secs = atoi(optarg); break;
 		case 'p': npoll = atoi(optarg); break;
@@ -623,18 +642,30 @@ int main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (sscanf(url, "http://%63[0-9.]:%u", host, &port) != 2 || nconn < 1)
+	if (parse_url(url, &addrs[0]) < 0 || nconn < 1 ||
+	    (url2 && parse_url(url2, &addrs[1]) < 0))
 		usage();
-	addr.sin_family = AF_INET;
-	addr.sin_port = htons((uint16_t)port);
-	inet_pton(AF_INET, host, &addr.sin_addr);
 	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		st_die(71, "epoll: %s", strerror(errno));
 	if (strcmp(mode, "hello") == 0) {
 		run_hello(nconn, secs);
 		return 0;
 	}
-	if (strcmp(mode, "relay") != 0 || !pid)
+	if (strcmp(mode, "posts") == 0) {
+		relay_pid = pid;
+		nsend = 8;
+		nrcpt = nconn;
+		snprintf(envelope, sizeof(envelope), "{\"v\":1,\"hdr\":\"%040d\","
+		         "\"ct\":\"%0*d\"}", 0, ENVELOPE_CT - 40, 0);
+		fd = dial();
+		setup_users(fd);
+		close(fd);
+		if (url2)
+			naddr = 2;
+		run_post(nconn, secs);
+		return 0;
+	}
+	if (strcmp(mode, "relay") != 0 || !pid || url2)
 		usage();
 	relay_pid = pid;
 	nsend = 8;
