@@ -291,11 +291,10 @@ static int fault(PGconn *pg, const PGresult *r)
 	if (!*m)
 		m = PQerrorMessage(pg);
 	first_line(m, buf, sizeof(buf));
-	if (!state || PQstatus(pg) != CONNECTION_OK)
-		code = ST_EX_TEMPFAIL;
-	else if (strcmp(state, "53100") == 0)
+	if (state && strcmp(state, "53100") == 0)
 		code = ST_EX_CANTCREAT;
-	else if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
+	else if (!state || PQstatus(pg) != CONNECTION_OK ||
+	         strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
 	         strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
 	         strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0 ||
 	         strncmp(state, "53", 2) == 0)
@@ -618,7 +617,7 @@ static int migrate(struct pg_store *s, struct conn *c)
 		PQclear(r);
 		goto fail;
 	}
-	ver = atoi(PQgetvalue(r, 0, 0));
+	ver = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	if (ver > SCHEMA_VERSION) {
 		st_error(ST_EX_CONFIG, "the database has schema version %d; this "
@@ -678,8 +677,10 @@ struct st_store *st_store_pg_open(const char *url)
 	char *err = NULL;
 
 	if (!(o = PQconninfoParse(url, &err))) {
+		char buf[300];
+
 		st_error(ST_EX_USAGE, "-d: not a PostgreSQL URL: %s",
-		         err ? strtok(err, "\n") : "out of memory");
+		         first_line(err ? err : "out of memory", buf, sizeof(buf)));
 		PQfreemem(err);
 		return NULL;
 	}
