@@ -37,6 +37,7 @@ static void usage(FILE *f, int code)
 "  --max-envelope SIZE (64K)  --max-blob SIZE (1G)  --blob-quota SIZE (10G)\n"
 "  --mailbox-max N (10000)  --channel-max N (10000)  --opk-max N (200)\n"
 "  --ttl TIME (30d)  --session-ttl TIME (30d)  --idle-timeout TIME (30s)\n"
+"  --db-timeout TIME (30s: a PostgreSQL statement, and its answer)\n"
 "  --max-connections N (1024)  --max-per-ip N (64)\n"
 "  --argon2-m KIB (19456)  --argon2-t N (2)  --argon2-p N (1)\n"
 "  --rate-accounts R (20:20/h)  --rate-login-user R (10:1/m)\n"
@@ -95,7 +96,7 @@ static int64_t time_arg(const char *opt, const char *s)
 enum {
 	O_TLS_CERT = 256, O_TLS_KEY, O_MAX_BODY, O_MAX_MSGS_BODY, O_MAX_ENV,
 	O_MAX_BLOB, O_QUOTA, O_MAILBOX, O_CHANNEL, O_OPK, O_TTL, O_SESS_TTL,
-	O_IDLE, O_MAX_CONNS, O_PER_IP, O_A2M, O_A2T, O_A2P, O_NO_RATE,
+	O_IDLE, O_MAX_CONNS, O_PER_IP, O_A2M, O_A2T, O_A2P, O_NO_RATE, O_DB_TIMEOUT,
 	O_RATE /* + enum st_rl_kind */
 };
 
@@ -121,6 +122,7 @@ static const struct option longopts[] = {
 	{ "ttl", required_argument, NULL, O_TTL },
 	{ "session-ttl", required_argument, NULL, O_SESS_TTL },
 	{ "idle-timeout", required_argument, NULL, O_IDLE },
+	{ "db-timeout", required_argument, NULL, O_DB_TIMEOUT },
 	{ "max-connections", required_argument, NULL, O_MAX_CONNS },
 	{ "max-per-ip", required_argument, NULL, O_PER_IP },
 	{ "argon2-m", required_argument, NULL, O_A2M },
@@ -167,6 +169,7 @@ static void parse(int argc, char **argv, struct st_conf *c)
 		case O_TTL: c->ttl_ms = time_arg(name, optarg); break;
 		case O_SESS_TTL: c->session_ttl_ms = time_arg(name, optarg); break;
 		case O_IDLE: c->idle_timeout = (unsigned)(time_arg(name, optarg) / 1000); break;
+		case O_DB_TIMEOUT: st_store_timeout(time_arg(name, optarg)); break;
 		case O_MAX_CONNS:
 			c->max_conns = (unsigned)count_arg(name, optarg, 1, 1000000);
 			break;

@@ -82,6 +82,12 @@ struct st_store;
  */
 struct st_store *st_store_open(const char *path);
 void st_store_close(struct st_store *s);
+/*
+ * PostgreSQL: the longest a statement may run (the server's
+ * statement_timeout) and, 5 s more, the longest to wait for any answer
+ * before the connection counts as broken.  Call before st_store_open().
+ */
+void st_store_timeout(int64_t ms);
 /* 1 when path is a PostgreSQL URL. */
 int st_store_is_pg(const char *path);
 

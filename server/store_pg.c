@@ -10,7 +10,9 @@
  * and one for the listener thread.  A broken connection is dropped and
  * opened again on next use, with a backoff (100 ms doubling to 5 s) during
  * which calls fail at once with ST_EX_TEMPFAIL: the relay answers 503 with
- * Retry-After and never hangs on a database that is restarting.
+ * Retry-After and never hangs on a database that is restarting.  Every
+ * wait for an answer is bounded too (st_store_timeout()), for a server
+ * that is stopped or cut off and so answers nothing at all.
  *
  * Across relays:
  * - One-time prekeys are handed out with DELETE ... RETURNING over a
@@ -39,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -57,6 +60,8 @@
 #define LOCK_SHARD 0x7200000000000000LL
 #define NSHARDS 64
 #define REPEAT 1000             /* beyond enum st_store_rc */
+/* past the server's statement_timeout and this margin, it is not answering */
+#define ANSWER_MARGIN_MS 5000
 #define CHANNEL "st_wake"
 
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -263,6 +268,16 @@ struct pg_store {
 
 static const struct st_store_ops pg_ops;
 
+static int64_t statement_ms = 30000;       /* st_store_timeout() */
+
+void st_store_timeout(int64_t ms)
+{
+	statement_ms = ms;
+}
+
+/* set by await() when the server stayed silent; fault() reports it */
+static _Thread_local int timed_out;
+
 /* ---- errors ---- */
 
 /* The first line of libpq's message, for a one-line error. */
@@ -290,6 +305,11 @@ static int fault(PGconn *pg, const PGresult *r)
 
 	if (!*m)
 		m = PQerrorMessage(pg);
+	if (timed_out) {
+		timed_out = 0;
+		return st_error(ST_EX_TEMPFAIL, "database: no answer within "
+		                "%lld ms", (long long)(statement_ms + ANSWER_MARGIN_MS));
+	}
 	first_line(m, buf, sizeof(buf));
 	if (state && strcmp(state, "53100") == 0)
 		code = ST_EX_CANTCREAT;
@@ -300,6 +320,59 @@ static int fault(PGconn *pg, const PGresult *r)
 	         strncmp(state, "53", 2) == 0)
 		code = ST_EX_TEMPFAIL;
 	return st_error(code, "database: %s", buf);
+}
+
+/* ---- waiting for answers ---- */
+
+/*
+ * The server's statement_timeout ends a slow statement; a server that is
+ * stopped or cut off answers nothing at all, so every wait for an answer
+ * is bounded here too.  A connection that stays silent past the limit is
+ * shut down: libpq then reports it broken, and it is dropped.
+ */
+static PGresult *await(PGconn *pg)
+{
+	int64_t end = st_now_ms() + statement_ms + ANSWER_MARGIN_MS;
+	PGresult *r, *last = NULL;
+
+	for (;;) {
+		while (PQisBusy(pg)) {
+			struct pollfd p = { .fd = PQsocket(pg), .events = POLLIN };
+			int64_t left = end - st_now_ms();
+			int n;
+
+			if (left <= 0 || p.fd < 0) {
+				timed_out = 1;
+				if (p.fd >= 0)
+					shutdown(p.fd, SHUT_RDWR);
+				PQconsumeInput(pg);
+				break;
+			}
+			n = poll(&p, 1, (int)left);
+			if (n < 0 && errno != EINTR)
+				break;
+			if (n > 0 && !PQconsumeInput(pg))
+				break;
+		}
+		if (timed_out && PQisBusy(pg))
+			break;
+		if (!(r = PQgetResult(pg)))
+			break;
+		/* the first error wins: what follows it did not run */
+		if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+			PQclear(r);
+			continue;
+		}
+		PQclear(last);
+		last = r;
+	}
+	return last;
+}
+
+/* Send one command string (one or more statements) and wait. */
+static PGresult *q_exec(PGconn *pg, const char *q)
+{
+	return PQsendQuery(pg, q) ? await(pg) : NULL;
 }
 
 /* ---- connections ---- */
@@ -321,7 +394,7 @@ static PGconn *pg_connect(struct pg_store *s)
 	int64_t now = st_now_ms();
 	PGconn *pg;
 	PGresult *r;
-	char buf[300];
+	char buf[300], set[200];
 
 	pthread_mutex_lock(&s->mu);
 	if (now < s->retry_at) {
@@ -336,10 +409,12 @@ static PGconn *pg_connect(struct pg_store *s)
 	if (pg && PQstatus(pg) == CONNECTION_OK) {
 		PQsetNoticeProcessor(pg, quiet, NULL);
 		/* a 201 is on disk, whatever the server's default */
-		r = PQexec(pg, "SET synchronous_commit = on;"
-		           " SET statement_timeout = 30000;"
-		           " SET lock_timeout = 10000;"
-		           " SET client_min_messages = warning");
+		snprintf(set, sizeof(set), "SET synchronous_commit = on;"
+		         " SET statement_timeout = %lld;"
+		         " SET lock_timeout = %lld;"
+		         " SET client_min_messages = warning",
+		         (long long)statement_ms, (long long)statement_ms);
+		r = q_exec(pg, set);
 		if (PQresultStatus(r) == PGRES_COMMAND_OK) {
 			PQclear(r);
 			pthread_mutex_lock(&s->mu);
@@ -473,7 +548,8 @@ static int run(struct conn *c, enum q q, const struct args *a, PGresult **out)
 	*out = NULL;
 	snprintf(name, sizeof(name), "q%d", (int)q);
 	if (!c->prepared[q]) {
-		r = PQprepare(c->pg, name, sql[q], 0, NULL);
+		r = PQsendPrepare(c->pg, name, sql[q], 0, NULL) ?
+		    await(c->pg) : NULL;
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			fault(c->pg, r);
 			PQclear(r);
@@ -482,8 +558,9 @@ static int run(struct conn *c, enum q q, const struct args *a, PGresult **out)
 		PQclear(r);
 		c->prepared[q] = 1;
 	}
-	r = PQexecPrepared(c->pg, name, a ? a->n : 0, a ? a->v : NULL,
-	                   a ? a->len : NULL, a ? a->fmt : NULL, 1);
+	r = PQsendQueryPrepared(c->pg, name, a ? a->n : 0, a ? a->v : NULL,
+	                        a ? a->len : NULL, a ? a->fmt : NULL, 1) ?
+	    await(c->pg) : NULL;
 	st = PQresultStatus(r);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 		*out = r;
@@ -587,7 +664,7 @@ static void id_array(struct st_buf *b, const int64_t *v, size_t n)
 
 static int exec_simple(PGconn *pg, const char *q)
 {
-	PGresult *r = PQexec(pg, q);
+	PGresult *r = q_exec(pg, q);
 	ExecStatusType st = PQresultStatus(r);
 	int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 :
 	         fault(pg, r);
@@ -611,7 +688,7 @@ static int migrate(struct pg_store *s, struct conn *c)
 	    exec_simple(c->pg, "CREATE TABLE IF NOT EXISTS st_schema"
 	                " (version integer NOT NULL)") < 0)
 		goto fail;
-	r = PQexec(c->pg, "SELECT coalesce(max(version), 0) FROM st_schema");
+	r = q_exec(c->pg, "SELECT coalesce(max(version), 0) FROM st_schema");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		fault(c->pg, r);
 		PQclear(r);
