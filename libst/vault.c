@@ -291,6 +291,20 @@ static int sink_capped(void *ctx, const void *p, size_t n)
 	return st_sink_buf(c->b, p, n);
 }
 
+/*
+ * Name the item in a failed decryption; when no identity matched, the
+ * vault key is not the one the item was written for (a vault.key replaced
+ * or copied from another home), and that key's file is named too.
+ */
+static int not_ours(struct st_vault *v, const char *path)
+{
+	if (st_errcode() != ST_EX_NO || strstr(st_errmsg(), "passphrase"))
+		return st_error_ctx("%s", path);
+	return st_error(ST_EX_NO, "%s: the vault key %s does not open it (no "
+	                "identity matched): put back the vault.key it was "
+	                "written with", path, v->keypath);
+}
+
 static int decrypt_path(struct st_vault *v, const char *path, st_sink_fn sink,
                         void *ctx)
 {
@@ -306,7 +320,7 @@ static int decrypt_path(struct st_vault *v, const char *path, st_sink_fn sink,
 	rc = st_age_decrypt(fd, v->ids, v->nids, sink, ctx);
 	close(fd);
 	if (rc < 0)
-		st_error_ctx("%s", path);
+		not_ours(v, path);
 	return rc;
 }
 
@@ -466,10 +480,11 @@ int st_vault_resolve(struct st_vault *v, const char *prefix, char *id)
 	if (each_id(v, resolve_one, &r) < 0)
 		return -1;
 	if (r.found == 0)
-		return st_error(ST_EX_NO, "no such item: %s", prefix);
+		return st_error(ST_EX_NO, "no such item: %s in %s ('st-vault ls' "
+		                "lists the items)", prefix, v->dir);
 	if (r.found > 1)
-		return st_error(ST_EX_USAGE, "ambiguous item id %s (%zu items)",
-		                prefix, r.found);
+		return st_error(ST_EX_USAGE, "ambiguous item id %s (%zu items): "
+		                "give more of its digits", prefix, r.found);
 	return 0;
 }
 
@@ -517,7 +532,7 @@ static int rekey_file(struct st_vault *v, const char *path,
 	rc = st_age_rekey(fd, v->ids, v->nids, r, 1, a.fd);
 	close(fd);
 	if (rc < 0) {
-		st_error_ctx("%s", path);
+		not_ours(v, path);
 		st_atomic_abort(&a);
 		return -1;
 	}
