@@ -261,7 +261,7 @@ static void upkeep(struct st_relay *r)
 		if (st_errcode() != ST_EX_UNAVAILABLE &&
 		    st_errcode() != ST_EX_TEMPFAIL)
 			die_err();
-		st_warn("prekey upkeep skipped: %s", st_errmsg());
+		st_warn("%s; skipped this run", st_errmsg());
 	}
 	st_unlock(lock);
 }
