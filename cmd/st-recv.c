@@ -164,7 +164,8 @@ static int print(void *ctx, const struct st_recv_msg *m)
 	else
 		print_text(m);
 	if (fflush(stdout) == EOF || ferror(stdout))
-		return st_error(ST_EX_CANTCREAT, "cannot write output:");
+		return st_error(ST_EX_CANTCREAT, "cannot write standard "
+		                "output:");
 	return 0;
 }
 
@@ -384,7 +385,8 @@ static int print_post(void *ctx, const struct st_channel_item *it)
 			putchar('\n');
 	}
 	if (fflush(stdout) == EOF || ferror(stdout))
-		return st_error(ST_EX_CANTCREAT, "cannot write output:");
+		return st_error(ST_EX_CANTCREAT, "cannot write standard "
+		                "output:");
 	return 0;
 }
 

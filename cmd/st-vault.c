@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -522,8 +523,13 @@ static int cmd_encrypt(int argc, char **argv)
 
 	while ((c = opt(argc, argv, "r:R:pao:h", lo)) != -1) {
 		if (c == 'r') {
+			/* shown only when it looks like one: a secret
+			 * key given by mistake is never echoed */
 			if (st_age_parse_recipient(optarg, &r) < 0)
-				st_die(ST_EX_USAGE, "%s", st_errmsg());
+				st_die(ST_EX_USAGE, "-r%s%.100s: %s",
+				       strncasecmp(optarg, "age1", 4) ? "" : " ",
+				       strncasecmp(optarg, "age1", 4) ? "" :
+				       optarg, st_errmsg());
 			add_rcpt(&f, &r, 1);
 		} else if (c == 'R') {
 			if (st_age_load_recipients(optarg, &rs, &n) < 0)
