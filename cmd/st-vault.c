@@ -456,7 +456,7 @@ static void open_input(struct filter *f, int argc, char **argv)
  * "no identity matched" name none), and for a key that does not match,
  * the option that gives the right one.
  */
-static void filter_die(const struct filter *f, int (*pump)(void *, int))
+static void filter_die(const struct filter *f, int decrypting)
 {
 	const char *in = f->in ? f->in : "standard input";
 	int code = st_errcode();
@@ -464,7 +464,7 @@ static void filter_die(const struct filter *f, int (*pump)(void *, int))
 	if (code == ST_EX_CANTCREAT && f->out && strcmp(f->out, "-") &&
 	    !strstr(st_errmsg(), f->out))
 		st_error_ctx("%s", f->out);
-	else if (pump == pump_decrypt && code == ST_EX_NO &&
+	else if (decrypting && code == ST_EX_NO &&
 	         strstr(st_errmsg(), "no identity matched"))
 		st_error(ST_EX_NO, "%s: no identity matched any of the "
 		         "recipients: give the file's key with -i IDENTITY", in);
@@ -480,7 +480,7 @@ static void run_filter(struct filter *f, int (*pump)(void *, int))
 
 	if (f->out && strcmp(f->out, "-")) {
 		if (to_file(f->out, pump, f) < 0)
-			filter_die(f, pump);
+			filter_die(f, pump == pump_decrypt);
 		return;
 	}
 	if (pump == pump_encrypt) {
@@ -488,12 +488,12 @@ static void run_filter(struct filter *f, int (*pump)(void *, int))
 			st_die(ST_EX_USAGE, "refusing to write binary to a terminal; "
 			       "use -a or -o FILE");
 		if (pump(f, 1) < 0)
-			filter_die(f, pump);
+			filter_die(f, pump == pump_decrypt);
 		return;
 	}
 	st_tty_sink_init(&t, stdout);
 	if (st_age_decrypt(f->infd, f->ids, f->nids, st_sink_tty, &t) < 0)
-		filter_die(f, pump);
+		filter_die(f, pump == pump_decrypt);
 	if (st_tty_sink_flush(&t) < 0)
 		die_err();
 }
