@@ -237,6 +237,16 @@ fail:
 	return -1;
 }
 
+/*
+ * Items but no key: the key was lost or left behind, and only that key
+ * opens them (st-keygen would make a new one, and with -f a new identity).
+ */
+static int no_key(const struct st_vault *v, int code)
+{
+	return st_error(code, "the vault has no key: %s is missing; put back "
+	                "the vault.key its items were written with", v->keypath);
+}
+
 int st_vault_put(struct st_vault *v, struct st_json *meta, int infd,
                  const void *data, size_t n, char *id)
 {
@@ -245,8 +255,7 @@ int st_vault_put(struct st_vault *v, struct st_json *meta, int infd,
 	int rc = -1, tries;
 
 	if (!v->nids)
-		return st_error(ST_EX_CONFIG, "the vault has no key (%s): run "
-		                "st-keygen", v->keypath);
+		return no_key(v, ST_EX_CONFIG);
 	for (tries = 0; tries < 8; tries++) {
 		new_id(id);
 		free(cpath);
@@ -311,8 +320,7 @@ static int decrypt_path(struct st_vault *v, const char *path, st_sink_fn sink,
 	int fd, rc;
 
 	if (!v->nids)
-		return st_error(ST_EX_NOINPUT, "the vault has no key (%s): run "
-		                "st-keygen", v->keypath);
+		return no_key(v, ST_EX_NOINPUT);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return st_error(errno == ENOENT ? ST_EX_NO : ST_EX_NOINPUT,
@@ -566,8 +574,7 @@ int st_vault_rekey(struct st_vault *v)
 	int rc = -1;
 
 	if (!v->nids) {
-		st_error(ST_EX_NOINPUT, "the vault has no key (%s): run "
-		         "st-keygen", v->keypath);
+		no_key(v, ST_EX_NOINPUT);
 		goto out;
 	}
 	if (v->nids == 1) {
@@ -632,8 +639,7 @@ struct st_vault_writer *st_vault_writer_new(struct st_vault *v,
 	char *path;
 
 	if (!v->nids) {
-		st_error(ST_EX_CONFIG, "the vault has no key (%s): run "
-		         "st-keygen", v->keypath);
+		no_key(v, ST_EX_CONFIG);
 		return NULL;
 	}
 	if (strlen(id) != ST_VAULT_ID_LEN || !valid_id(id, ST_VAULT_ID_LEN)) {

@@ -155,7 +155,14 @@ one_line() {
 	run st-vault decrypt -i "$BATS_TEST_TMPDIR/right.key" "$ST_HOME/vault/$id.age"
 	[ "$status" -eq 0 ]
 	[ "$output" = kept ]
-	# putting the key back is the fix
+	# no key at all: the file is named, and putting it back is the fix
+	# (not st-keygen, which would make another key, or with -f another
+	# identity)
+	rm "$ST_HOME/vault.key"
+	run st-vault ls
+	[ "$status" -eq 66 ]
+	one_line
+	[[ "$output" == *"the vault has no key: $ST_HOME/vault.key is missing; put back the vault.key"* ]]
 	cp "$BATS_TEST_TMPDIR/right.key" "$ST_HOME/vault.key"
 	[ "$(st-vault cat "$id")" = kept ]
 }
