@@ -26,6 +26,13 @@ one_line() {
 	run st-users verify bob "$(printf '0%.0s' {1..60})"
 	[ "$status" -eq 78 ]
 	[[ "$output" == *"run st-keygen"* ]]
+	# one key file lost: named, and what st-keygen -f would cost said
+	st-keygen 2>/dev/null
+	rm "$ST_HOME/prekeys.json"
+	run st-login --password-file "$PW"
+	[ "$status" -eq 66 ]
+	one_line
+	[[ "$output" == *"missing key file $ST_HOME/prekeys.json: put back a copy, or make new keys (a new identity) with st-keygen -f"* ]]
 }
 
 @test "not registered, no relay URL: the config file and st-register are named (78)" {
