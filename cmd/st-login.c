@@ -154,8 +154,8 @@ static int do_status(struct ctx *c, int json)
 	} else if (!reply ||
 	           st_json_get_int(reply, "opks", 0, INT64_MAX, &opks) < 0 ||
 	           st_json_get_int(reply, "spk_id", 0, UINT32_MAX, &spk) < 0) {
-		st_die(ST_EX_DATAERR, "relay: bad GET /v1/keys reply: %s",
-		       st_errmsg());
+		st_die(ST_EX_DATAERR, "relay %s: bad GET /v1/keys reply: %s",
+		       c->url, st_errmsg());
 	}
 	st_json_free(reply);
 	st_time_format(expires, when);

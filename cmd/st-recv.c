@@ -164,7 +164,8 @@ static int print(void *ctx, const struct st_recv_msg *m)
 	else
 		print_text(m);
 	if (fflush(stdout) == EOF || ferror(stdout))
-		return st_error(ST_EX_CANTCREAT, "cannot write output:");
+		return st_error(ST_EX_CANTCREAT, "cannot write standard "
+		                "output:");
 	return 0;
 }
 
@@ -261,7 +262,7 @@ static void upkeep(struct st_relay *r)
 		if (st_errcode() != ST_EX_UNAVAILABLE &&
 		    st_errcode() != ST_EX_TEMPFAIL)
 			die_err();
-		st_warn("prekey upkeep skipped: %s", st_errmsg());
+		st_warn("%s; skipped this run", st_errmsg());
 	}
 	st_unlock(lock);
 }
@@ -384,7 +385,8 @@ static int print_post(void *ctx, const struct st_channel_item *it)
 			putchar('\n');
 	}
 	if (fflush(stdout) == EOF || ferror(stdout))
-		return st_error(ST_EX_CANTCREAT, "cannot write output:");
+		return st_error(ST_EX_CANTCREAT, "cannot write standard "
+		                "output:");
 	return 0;
 }
 

@@ -116,9 +116,9 @@ static void do_register(const char *flag, int insecure, const char *pwfile,
 		if (st_account_user(cfg, &old) < 0)
 			die_err();
 		if (strcmp(old, user))
-			st_die(ST_EX_USAGE, "this home belongs to %s: use another "
-			       "ST_HOME for %s, or 'st-register --delete' first",
-			       old, user);
+			st_die(ST_EX_USAGE, "this home (%s) belongs to %s: use "
+			       "another ST_HOME for %s, or 'st-register --delete' "
+			       "first", st_home(), old, user);
 	}
 	r = relay(flag, cfg, insecure, &url);
 	new_password(pwfile, user);
@@ -156,8 +156,8 @@ static int64_t relay_opks(struct st_relay *r)
 	                  NULL) < 0)
 		die_err();
 	if (!reply || st_json_get_int(reply, "opks", 0, INT64_MAX, &opks) < 0)
-		st_die(ST_EX_DATAERR, "relay: bad GET /v1/keys reply: %s",
-		       st_errmsg());
+		st_die(ST_EX_DATAERR, "relay %s: bad GET /v1/keys reply: %s",
+		       st_relay_base(r), st_errmsg());
 	st_json_free(reply);
 	return opks;
 }

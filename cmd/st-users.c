@@ -203,7 +203,8 @@ static void list_prefix(struct ctx *c, const char *prefix, char **pins,
 	                  NULL) < 0)
 		die_err();
 	if (!reply || st_json_get_arr(reply, "users", &users) < 0)
-		st_die(ST_EX_DATAERR, "relay: bad user list: %s", st_errmsg());
+		st_die(ST_EX_DATAERR, "relay %s: bad user list: %s",
+		       st_relay_base(c->r), st_errmsg());
 	n = st_json_array_size(users);
 	full = n == PAGE && plen < ST_USER_MAX;
 	for (size_t i = 0; i < n; i++) {
@@ -218,7 +219,8 @@ static void list_prefix(struct ctx *c, const char *prefix, char **pins,
 		    st_json_get_str(u, "user", &name, &len) < 0 ||
 		    !st_user_ok(name, len) ||
 		    st_json_get_int(u, "created", 0, INT64_MAX, &created) < 0)
-			st_die(ST_EX_DATAERR, "relay: bad entry in the user list");
+			st_die(ST_EX_DATAERR, "relay %s: bad entry in the user "
+			       "list", st_relay_base(c->r));
 		/* a full page is redone by narrower prefixes below */
 		if (full && len != plen)
 			continue;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -277,8 +278,12 @@ static int cmd_put(int argc, char **argv)
 	st_json_set_int(meta, "ts", st_now_ms());
 	if (name)
 		st_json_set_str(meta, "name", name);
-	if (st_vault_put(v, meta, fd, NULL, 0, id) < 0)
+	if (st_vault_put(v, meta, fd, NULL, 0, id) < 0) {
+		/* "cannot read input:" names no file */
+		if (st_errcode() == ST_EX_NOINPUT && strcmp(file, "-"))
+			st_error_ctx("%s", file);
 		die_err();
+	}
 	puts(id);
 	st_json_free(meta);
 	st_json_free(cfg);
@@ -383,6 +388,7 @@ static int cmd_grep(int argc, char **argv)
 
 struct filter {
 	int infd;
+	const char *in;         /* the input's name; NULL for stdin */
 	int armor;
 	struct st_age_rcpt *r;
 	size_t nr;
@@ -431,18 +437,41 @@ static int pump_decrypt(void *ctx, int fd)
 	return st_age_decrypt(f->infd, f->ids, f->nids, st_sink_fd, &fd);
 }
 
-static int open_input(int argc, char **argv)
+static void open_input(struct filter *f, int argc, char **argv)
 {
-	int fd;
-
 	if (argc - optind > 1)
 		usage(ST_EX_USAGE);
+	f->infd = 0;
+	f->in = NULL;
 	if (optind == argc || strcmp(argv[optind], "-") == 0)
-		return 0;
-	if ((fd = open(argv[optind], O_RDONLY | O_CLOEXEC)) < 0)
-		st_die(ST_EX_NOINPUT, "cannot open %s: %s", argv[optind],
+		return;
+	f->in = argv[optind];
+	if ((f->infd = open(f->in, O_RDONLY | O_CLOEXEC)) < 0)
+		st_die(ST_EX_NOINPUT, "cannot open %s: %s", f->in,
 		       strerror(errno));
-	return fd;
+}
+
+/*
+ * A filter failed: name the file it is about ("cannot write output" and
+ * "no identity matched" name none), and for a key that does not match,
+ * the option that gives the right one.
+ */
+static void filter_die(const struct filter *f, int decrypting)
+{
+	const char *in = f->in ? f->in : "standard input";
+	int code = st_errcode();
+
+	if (code == ST_EX_CANTCREAT && f->out && strcmp(f->out, "-") &&
+	    !strstr(st_errmsg(), f->out))
+		st_error_ctx("%s", f->out);
+	else if (decrypting && code == ST_EX_NO &&
+	         strstr(st_errmsg(), "no identity matched"))
+		st_error(ST_EX_NO, "%s: no identity matched any of the "
+		         "recipients: give the file's key with -i IDENTITY", in);
+	else if (code != ST_EX_CANTCREAT && code != ST_EX_USAGE &&
+	         !strstr(st_errmsg(), in))
+		st_error_ctx("%s", in);
+	die_err();
 }
 
 static void run_filter(struct filter *f, int (*pump)(void *, int))
@@ -451,7 +480,7 @@ static void run_filter(struct filter *f, int (*pump)(void *, int))
 
 	if (f->out && strcmp(f->out, "-")) {
 		if (to_file(f->out, pump, f) < 0)
-			die_err();
+			filter_die(f, pump == pump_decrypt);
 		return;
 	}
 	if (pump == pump_encrypt) {
@@ -459,12 +488,13 @@ static void run_filter(struct filter *f, int (*pump)(void *, int))
 			st_die(ST_EX_USAGE, "refusing to write binary to a terminal; "
 			       "use -a or -o FILE");
 		if (pump(f, 1) < 0)
-			die_err();
+			filter_die(f, pump == pump_decrypt);
 		return;
 	}
 	st_tty_sink_init(&t, stdout);
-	if (st_age_decrypt(f->infd, f->ids, f->nids, st_sink_tty, &t) < 0 ||
-	    st_tty_sink_flush(&t) < 0)
+	if (st_age_decrypt(f->infd, f->ids, f->nids, st_sink_tty, &t) < 0)
+		filter_die(f, pump == pump_decrypt);
+	if (st_tty_sink_flush(&t) < 0)
 		die_err();
 }
 
@@ -493,8 +523,13 @@ static int cmd_encrypt(int argc, char **argv)
 
 	while ((c = opt(argc, argv, "r:R:pao:h", lo)) != -1) {
 		if (c == 'r') {
+			/* shown only when it looks like one: a secret
+			 * key given by mistake is never echoed */
 			if (st_age_parse_recipient(optarg, &r) < 0)
-				st_die(ST_EX_USAGE, "%s", st_errmsg());
+				st_die(ST_EX_USAGE, "-r%s%.100s: %s",
+				       strncasecmp(optarg, "age1", 4) ? "" : " ",
+				       strncasecmp(optarg, "age1", 4) ? "" :
+				       optarg, st_errmsg());
 			add_rcpt(&f, &r, 1);
 		} else if (c == 'R') {
 			if (st_age_load_recipients(optarg, &rs, &n) < 0)
@@ -510,7 +545,7 @@ static int cmd_encrypt(int argc, char **argv)
 		else if (c == 'P')
 			pfile = optarg;
 	}
-	f.infd = open_input(argc, argv);
+	open_input(&f, argc, argv);
 	if (pw && f.nr)
 		st_die(ST_EX_USAGE, "-p cannot be combined with -r or -R");
 	if (pw) {
@@ -577,7 +612,7 @@ static int cmd_decrypt(int argc, char **argv)
 		else if (c == 'P')
 			pfile = optarg;
 	}
-	f.infd = open_input(argc, argv);
+	open_input(&f, argc, argv);
 	if (!f.nids) {
 		/* no -i: the vault's key */
 		v = open_vault(0, NULL);

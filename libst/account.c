@@ -53,19 +53,24 @@ int st_account_name_ok(const char *name)
 
 int st_account_user(const struct st_json *cfg, const char **user)
 {
+	char *p;
 	size_t n;
+	int rc = 0;
 
 	*user = NULL;
+	if (st_json_get(cfg, "user") &&
+	    st_json_get_str(cfg, "user", user, &n) == 0 && st_user_ok(*user, n))
+		return 0;
+	p = st_home_path("config");
 	if (!st_json_get(cfg, "user"))
-		return st_error(ST_EX_CONFIG, "not registered: run st-register "
-		                "USER first");
-	if (st_json_get_str(cfg, "user", user, &n) < 0 ||
-	    !st_user_ok(*user, n)) {
-		*user = NULL;
-		return st_error(ST_EX_CONFIG, "bad config: 'user' is not a "
-		                "valid user name");
-	}
-	return 0;
+		rc = st_error(ST_EX_CONFIG, "not registered (no user in %s): run "
+		              "st-register USER first", p ? p : "the config");
+	else
+		rc = st_error(ST_EX_CONFIG, "bad config %s: 'user' is not a "
+		              "valid user name", p ? p : "");
+	*user = NULL;
+	free(p);
+	return rc;
 }
 
 /* The newest n one-time prekeys as the relay wants them. */
@@ -102,7 +107,8 @@ int st_account_register(struct st_relay *r, const char *user,
 	                   &code);
 	st_json_free_secret(body);
 	if (rc < 0 && status == 409 && code && !strcmp(code, "user_taken"))
-		st_error(ST_EX_NO, "cannot register %s: the name is taken", user);
+		st_error(ST_EX_NO, "cannot register %s at %s: the name is taken; "
+		         "choose another", user, st_relay_base(r));
 	else if (rc < 0)
 		st_error_ctx("cannot register %s", user);
 	st_json_free(reply);
@@ -180,8 +186,8 @@ int st_account_login(struct st_relay *r, const char *user,
 	st_json_free_secret(body);
 	if (rc < 0) {
 		if (status == 401)
-			st_error(ST_EX_NOPERM, "cannot log in as %s: wrong user "
-			         "name or password", user);
+			st_error(ST_EX_NOPERM, "cannot log in as %s at %s: wrong "
+			         "user name or password", user, st_relay_base(r));
 		else
 			st_error_ctx("cannot log in as %s", user);
 		goto out;
@@ -189,11 +195,12 @@ int st_account_login(struct st_relay *r, const char *user,
 	rc = -1;
 	if (!reply || st_json_get_str(reply, "token", &token, &n) < 0 ||
 	    st_json_get_int(reply, "expires", 0, INT64_MAX, expires) < 0) {
-		st_error_ctx("relay: bad log-in reply");
+		st_error_ctx("relay %s: bad log-in reply", st_relay_base(r));
 		goto out;
 	}
 	if (!token_ok(token, n)) {
-		st_error(ST_EX_DATAERR, "relay: bad token in the log-in reply");
+		st_error(ST_EX_DATAERR, "relay %s: bad token in the log-in reply",
+		         st_relay_base(r));
 		goto out;
 	}
 	old = old_token();
@@ -273,8 +280,8 @@ int st_account_delete(struct st_relay *r, const char *password)
 	st_json_free_secret(body);
 	if (rc < 0) {
 		if (status == 401 && code && !strcmp(code, "bad_credentials"))
-			st_error(ST_EX_NOPERM, "cannot delete the account: wrong "
-			         "password");
+			st_error(ST_EX_NOPERM, "cannot delete the account at %s: "
+			         "wrong password", st_relay_base(r));
 		else
 			st_error_ctx("cannot delete the account");
 		st_json_free(reply);
@@ -288,6 +295,12 @@ int st_account_delete(struct st_relay *r, const char *password)
 	rc = st_config_save(cfg);
 	st_json_free(cfg);
 	return rc;
+}
+
+int st_account_no_user(const struct st_relay *r, const char *user)
+{
+	return st_error(ST_EX_NO, "no such user: %s at %s (st-users lists the "
+	                "users there)", user, st_relay_base(r));
 }
 
 int st_account_lookup(struct st_relay *r, const char *user,
@@ -307,7 +320,7 @@ int st_account_lookup(struct st_relay *r, const char *user,
 	                  &code) < 0) {
 		st_json_free(reply);
 		if (status == 404)
-			return st_error(ST_EX_NO, "no such user: %s", user);
+			return st_account_no_user(r, user);
 		return -1;
 	}
 	/* the record must be the one asked for, and its binding must hold */
@@ -316,10 +329,11 @@ int st_account_lookup(struct st_relay *r, const char *user,
 	    st_json_get_obj(reply, "identity", &idj) < 0 ||
 	    st_identity_from_json(idj, id) < 0 ||
 	    st_json_get_int(reply, "created", 0, INT64_MAX, created) < 0)
-		st_error_ctx("relay: bad record for %s", user);
+		st_error_ctx("relay %s: bad record for %s", st_relay_base(r),
+		             user);
 	else if (n != strlen(user) || memcmp(name, user, n))
-		st_error(ST_EX_DATAERR, "relay: asked for %s, got another "
-		         "user's record", user);
+		st_error(ST_EX_DATAERR, "relay %s: asked for %s, got another "
+		         "user's record", st_relay_base(r), user);
 	else
 		rc = 0;
 	st_json_free(reply);
@@ -337,7 +351,8 @@ static int keys_info(struct st_relay *r, int64_t *opks, int64_t *spk_id)
 	if (rc == 0 && (!reply ||
 	    st_json_get_int(reply, "opks", 0, INT64_MAX, opks) < 0 ||
 	    st_json_get_int(reply, "spk_id", 0, UINT32_MAX, spk_id) < 0))
-		rc = st_error_ctx("relay: bad GET /v1/keys reply");
+		rc = st_error_ctx("relay %s: bad GET /v1/keys reply",
+		                  st_relay_base(r));
 	st_json_free(reply);
 	return rc;
 }

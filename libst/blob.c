@@ -148,8 +148,8 @@ int st_blob_upload(struct st_relay *r, int fd, uint64_t size,
 	if (st_json_get_str(reply, "id", &s, &len) < 0 ||
 	    len > BLOB_ID_MAX || !st_blob_id_ok(s)) {
 		st_json_free(reply);
-		return st_error(ST_EX_UNAVAILABLE, "relay: bad POST /v1/blobs "
-		                "reply");
+		return st_error(ST_EX_UNAVAILABLE, "relay %s: bad POST /v1/blobs "
+		                "reply", st_relay_base(r));
 	}
 	*id = st_strndup(s, len);
 	st_json_free(reply);

@@ -64,7 +64,8 @@ int st_channel_post(struct st_relay *r, const struct st_identity *id,
 		goto out;
 	if (!reply || st_json_get_str(reply, "id", &rid, &ridlen) < 0 ||
 	    ridlen == 0 || ridlen > 32) {
-		st_error(ST_EX_DATAERR, "relay: bad answer to a channel post");
+		st_error(ST_EX_DATAERR, "relay %s: bad answer to a channel post",
+		         st_relay_base(r));
 		goto out;
 	}
 	*relay_id = st_strdup(rid);
@@ -170,7 +171,8 @@ static struct author *author(struct st_channel_reader *c, const char *user)
 	if (!reply || st_json_get_obj(reply, "identity", &idj) < 0 ||
 	    st_identity_from_json(idj, &served) < 0) {
 		st_json_free(reply);
-		st_error(ST_EX_DATAERR, "relay: bad identity for %s", user);
+		st_error(ST_EX_DATAERR, "relay %s: bad identity for %s",
+		         st_relay_base(c->r), user);
 		return NULL;
 	}
 	st_json_free(reply);
@@ -206,7 +208,8 @@ int st_channel_read(struct st_channel_reader *c, int limit, int wait,
 	                  NULL) < 0)
 		goto out;
 	if (!reply || st_json_get_arr(reply, "posts", &posts) < 0) {
-		st_error(ST_EX_DATAERR, "relay: bad answer to a channel read");
+		st_error(ST_EX_DATAERR, "relay %s: bad answer to a channel read",
+		         st_relay_base(c->r));
 		goto out;
 	}
 	n = st_json_array_size(posts);
@@ -222,7 +225,8 @@ int st_channel_read(struct st_channel_reader *c, int limit, int wait,
 		    ridlen == 0 || ridlen > 19 ||
 		    strspn(rid, "0123456789") != ridlen ||
 		    st_json_get_obj(e, "post", &pj) < 0) {
-			st_error(ST_EX_DATAERR, "relay: bad post entry");
+			st_error(ST_EX_DATAERR, "relay %s: bad post entry",
+			         st_relay_base(c->r));
 			goto out;
 		}
 		memcpy(it.id, rid, ridlen + 1);

@@ -31,7 +31,8 @@ const char *st_home(void)
 	}
 	h = getenv("HOME");
 	if (!h || !*h) {
-		st_error(ST_EX_CONFIG, "neither ST_HOME nor HOME is set");
+		st_error(ST_EX_CONFIG, "neither ST_HOME nor HOME is set: set "
+		         "ST_HOME to the safetalk directory");
 		return NULL;
 	}
 	home = st_path_join(h, ".safetalk");

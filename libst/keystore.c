@@ -647,8 +647,9 @@ static int missing(const char *path)
 	if (strstr(path, "identity.json"))
 		return st_error(ST_EX_CONFIG, "no keys in %s: run st-keygen",
 		                st_home());
-	return st_error(ST_EX_NOINPUT, "missing key file %s: st-keygen -f "
-	                "makes new keys", path);
+	return st_error(ST_EX_NOINPUT, "missing key file %s: put back a copy, "
+	                "or make new keys (a new identity) with st-keygen -f",
+	                path);
 }
 
 /* ---- the identity ---- */

@@ -281,8 +281,8 @@ static int post_once(struct st_relay *r, const struct st_identity_pub *me,
 		if (st_json_get_arr(reply, "ids", &ids) < 0 ||
 		    st_json_array_size(ids) != k) {
 			st_json_free(reply);
-			return st_error(ST_EX_UNAVAILABLE, "relay: bad POST "
-			                "/v1/messages reply");
+			return st_error(ST_EX_UNAVAILABLE, "relay %s: bad POST "
+			                "/v1/messages reply", st_relay_base(r));
 		}
 		for (size_t i = 0; i < k; i++) {
 			size_t len;
@@ -290,8 +290,9 @@ static int post_once(struct st_relay *r, const struct st_identity_pub *me,
 			if (st_json_as_str(st_json_array_get(ids, i), &s,
 			                   &len) < 0 || len >= sizeof(e->relay_id)) {
 				st_json_free(reply);
-				return st_error(ST_EX_UNAVAILABLE, "relay: bad "
-				                "message id in reply");
+				return st_error(ST_EX_UNAVAILABLE, "relay %s: bad "
+				                "message id in reply",
+				                st_relay_base(r));
 			}
 			e[pick[i]].status = ST_OUTBOX_SENT;
 			memcpy(e[pick[i]].relay_id, s, len + 1);
@@ -316,7 +317,9 @@ static int post_once(struct st_relay *r, const struct st_identity_pub *me,
 		if (strcmp(x->to, who))
 			continue;
 		if (status == 404)
-			snprintf(why, sizeof(why), "no such user: %s", x->to);
+			snprintf(why, sizeof(why), "no such user: %s at %s "
+			         "(st-users lists the users there)", x->to,
+			         st_relay_base(r));
 		else
 			snprintf(why, sizeof(why), "the relay holds another "
 			         "identity key for %s than the pinned one; compare "

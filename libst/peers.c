@@ -270,7 +270,8 @@ int st_peer_verify(const char *user, const struct st_identity_pub *me,
 		return -1;
 	if (st_safety_match(digits, num) < 0)
 		return st_error(ST_EX_NO, "safety numbers differ: %s is not "
-		                "verified", user);
+		                "verified; 'st-users %s' shows the number to "
+		                "compare", user, user);
 	p->trust = ST_TRUST_VERIFIED;
 	return st_peer_save(p);
 }

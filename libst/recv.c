@@ -169,7 +169,8 @@ static int sender(struct st_recv *c, const char *from, struct st_peer *p)
 		              from);
 	else if (rc == 0 && (st_json_get_obj(reply, "identity", &o) < 0 ||
 	                     st_identity_from_json(o, &served) < 0))
-		rc = st_error(ST_EX_DATAERR, "relay: bad identity for %s", from);
+		rc = st_error(ST_EX_DATAERR, "relay %s: bad identity for %s",
+		              st_relay_base(c->r), from);
 	st_json_free(reply);
 	if (rc < 0)
 		return -1;
@@ -368,8 +369,8 @@ static int fetch(struct st_recv *c, int wait, int limit,
 	if (!*reply || st_json_get_arr(*reply, "messages", msgs) < 0) {
 		st_json_free(*reply);
 		*reply = NULL;
-		return st_error(ST_EX_UNAVAILABLE, "relay: bad GET /v1/messages "
-		                "reply");
+		return st_error(ST_EX_UNAVAILABLE, "relay %s: bad GET "
+		                "/v1/messages reply", st_relay_base(c->r));
 	}
 	return 0;
 }
@@ -443,8 +444,9 @@ static int handle_page(struct st_recv *c, struct batch *b,
 		    st_json_get_int(o, "ts", 0, INT64_MAX, &ts) < 0 ||
 		    st_json_get_obj(o, "envelope", &envj) < 0 || rlen > 31 ||
 		    !st_blob_id_ok(relay) || !st_user_ok(from, flen))
-			return st_error(ST_EX_UNAVAILABLE, "relay: malformed "
-			                "message in GET /v1/messages reply");
+			return st_error(ST_EX_UNAVAILABLE, "relay %s: malformed "
+			                "message in GET /v1/messages reply",
+			                st_relay_base(c->r));
 		if ((c->o.from && strcmp(from, c->o.from)) ||
 		    is_held(c, relay)) {
 			b->pending++;

@@ -149,6 +149,7 @@ out:
 struct tee {
 	struct st_vault_writer *w;
 	int fd;
+	const char *dir;        /* -o DIR, for messages */
 };
 
 static int sink_tee(void *ctx, const void *p, size_t n)
@@ -158,7 +159,8 @@ static int sink_tee(void *ctx, const void *p, size_t n)
 	if (t->w && st_vault_writer_sink(t->w, p, n) < 0)
 		return -1;
 	if (t->fd >= 0 && st_write_all(t->fd, p, n) < 0)
-		return st_error(ST_EX_CANTCREAT, "cannot write attachment:");
+		return st_error(ST_EX_CANTCREAT, "cannot write an attachment "
+		                "in %s:", t->dir);
 	return 0;
 }
 
@@ -175,7 +177,7 @@ static int fetch_file(struct st_recv *c, struct job *j,
                       const struct st_msg_file *mf, const char *id,
                       struct st_recv_file *f, struct st_json *fmeta)
 {
-	struct tee t = { NULL, -1 };
+	struct tee t = { NULL, -1, c->o.outdir };
 	struct outfile of = { -1, -1, "" };
 	struct st_json *meta;
 	char *path;

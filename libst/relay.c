@@ -179,6 +179,11 @@ struct st_relay *st_relay_new(const char *url, int insecure_http)
 	return r;
 }
 
+const char *st_relay_base(const struct st_relay *r)
+{
+	return r->base;
+}
+
 void st_relay_free(struct st_relay *r)
 {
 	if (!r)
@@ -198,8 +203,12 @@ char *st_relay_url(const char *flag, const struct st_json *cfg)
 	if ((!u || !*u) && cfg && st_json_get(cfg, "relay"))
 		st_json_get_str(cfg, "relay", &u, NULL);
 	if (!u || !*u) {
-		st_error(ST_EX_CONFIG, "no relay URL: give --relay URL, set "
-		         "ST_RELAY, or run st-register");
+		char *cp = st_home_path("config");
+
+		st_error(ST_EX_CONFIG, "no relay URL in %s: give --relay URL or "
+		         "set ST_RELAY (st-register -r URL USER saves one)",
+		         cp ? cp : "the config");
+		free(cp);
 		return NULL;
 	}
 	return st_strdup(u);
@@ -228,16 +237,24 @@ int st_relay_load_token(struct st_relay *r)
 	if (!p)
 		return -1;
 	rc = st_read_file(p, TOKEN_MAX, &buf, &len);
-	free(p);
-	if (rc < 0)
-		return st_error(ST_EX_NOPERM, "not logged in: run st-login");
+	if (rc < 0) {
+		/* no token file: the home never logged in, or logged out */
+		rc = st_error(ST_EX_NOPERM, "not logged in to %s (no %s): run "
+		              "st-login", r->base, p);
+		free(p);
+		return rc;
+	}
 	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		buf[--len] = '\0';
 	for (size_t i = 0; i < len; i++)
 		if (buf[i] <= ' ' || buf[i] > '~') {
 			st_free_secret(buf, len);
-			return st_error(ST_EX_NOPERM, "bad token file: run st-login");
+			rc = st_error(ST_EX_NOPERM, "bad token file %s: run "
+			              "st-login", p);
+			free(p);
+			return rc;
 		}
+	free(p);
 	st_relay_set_token(r, (char *)buf);
 	st_free_secret(buf, len);
 	return 0;
@@ -298,6 +315,14 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
  */
 static char *shown(const char *s);
 
+/* No connection at all: the relay is down, or the URL is not the one. */
+static int unreachable(struct st_relay *r, const char *why)
+{
+	return st_error(ST_EX_UNAVAILABLE, "relay %s: cannot connect (%s): "
+	                "check that it runs, or give another URL with --relay "
+	                "URL or ST_RELAY", r->base, why);
+}
+
 static int curl_failed(struct st_relay *r, CURLcode rc)
 {
 	char *why = shown(*r->curl_err ? r->curl_err : curl_easy_strerror(rc));
@@ -314,6 +339,11 @@ static int curl_failed(struct st_relay *r, CURLcode rc)
 	case CURLE_SSL_CRL_BADFILE:
 		ret = st_error(ST_EX_CONFIG, "relay %s: cannot use the CA file "
 		               "(%s)", r->base, why);
+		break;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		ret = unreachable(r, curl_easy_strerror(rc));
 		break;
 	default:
 		ret = st_error(ST_EX_UNAVAILABLE, "relay %s: %s", r->base,
@@ -372,8 +402,7 @@ static int perform(struct st_relay *r, const char *method, const char *path,
 		if (conn > 0)
 			return st_error(ST_EX_UNAVAILABLE, "relay %s: no answer "
 			                "within the time limit", r->base);
-		return st_error(ST_EX_UNAVAILABLE, "relay %s: cannot connect "
-		                "(%s)", r->base, curl_easy_strerror(rc));
+		return unreachable(r, curl_easy_strerror(rc));
 	}
 	if (rc != CURLE_OK)
 		return curl_failed(r, rc);
@@ -396,18 +425,20 @@ static int status_error(struct st_relay *r, long status, const char *m,
 		return st_error(ST_EX_UNAVAILABLE, "relay %s answered a redirect "
 		                "(%ld); not followed", r->base, status);
 	if (status == 401)
-		return st_error(ST_EX_NOPERM, "not logged in or session expired: "
-		                "run st-login (%s)", *m ? m : c);
+		return st_error(ST_EX_NOPERM, "not logged in to %s or the session "
+		                "expired: run st-login (%s)", r->base, *m ? m : c);
 	if (status == 403)
-		return st_error(ST_EX_NOPERM, "forbidden: %s", *m ? m : c);
+		return st_error(ST_EX_NOPERM, "relay %s: forbidden: %s", r->base,
+		                *m ? m : c);
 	if (status == 429)
-		return st_error(ST_EX_TEMPFAIL, "rate limited by the relay; retry "
-		                "after %s s", *r->retry_after ? r->retry_after : "?");
+		return st_error(ST_EX_TEMPFAIL, "rate limited by relay %s; retry "
+		                "after %s s", r->base,
+		                *r->retry_after ? r->retry_after : "?");
 	if (status >= 500 || status < 100)
 		return st_error(ST_EX_UNAVAILABLE, "relay %s failed: %ld %s",
 		                r->base, status, m);
-	return st_error(ST_EX_DATAERR, "relay: %s%s%s%s", *m ? m : "error",
-	                *c ? " (" : "", c, *c ? ")" : "");
+	return st_error(ST_EX_DATAERR, "relay %s: %s%s%s%s", r->base,
+	                *m ? m : "error", *c ? " (" : "", c, *c ? ")" : "");
 }
 
 /* Record the error class for a non-2xx status. */
@@ -556,7 +587,8 @@ int st_relay_upload(struct st_relay *r, const char *path, int fd,
 	if (rc == 0 && (status < 200 || status >= 300))
 		rc = call_status(r, status, NULL, NULL);
 	else if (rc == 0 && !*reply)
-		rc = st_error(ST_EX_UNAVAILABLE, "relay: bad upload reply");
+		rc = st_error(ST_EX_UNAVAILABLE, "relay %s: bad upload reply",
+		              r->base);
 	st_buf_free(&out);
 	return rc;
 }

@@ -137,11 +137,11 @@ static int directory(struct st_relay *rl, const char *user,
 	snprintf(path, sizeof(path), "/v1/users/%s", user);
 	rc = st_relay_call(rl, "GET", path, NULL, 0, &status, &reply, NULL);
 	if (rc < 0 && status == 404)
-		rc = st_error(ST_EX_NO, "no such user: %s", user);
+		rc = st_account_no_user(rl, user);
 	else if (rc == 0 && (st_json_get_obj(reply, "identity", &o) < 0 ||
 	                     st_identity_from_json(o, id) < 0))
-		rc = st_error(ST_EX_DATAERR, "relay: bad identity for %s: %s",
-		              user, st_errmsg());
+		rc = st_error(ST_EX_DATAERR, "relay %s: bad identity for %s: %s",
+		              st_relay_base(rl), user, st_errmsg());
 	st_json_free(reply);
 	return rc;
 }
@@ -160,20 +160,21 @@ static int bundle(struct st_relay *rl, const char *user,
 	rc = st_relay_call(rl, "POST", path, none, 0, &status, &reply, NULL);
 	st_json_free(none);
 	if (rc < 0 && status == 404)
-		rc = st_error(ST_EX_NO, "no such user: %s", user);
+		rc = st_account_no_user(rl, user);
 	else if (rc == 0 && st_bundle_parse(reply, b) < 0)
-		rc = st_error(ST_EX_DATAERR, "relay: bad bundle for %s: %s",
-		              user, st_errmsg());
+		rc = st_error(ST_EX_DATAERR, "relay %s: bad bundle for %s: %s",
+		              st_relay_base(rl), user, st_errmsg());
 	else if (rc == 0 && strcmp(b->user, user))
-		rc = st_error(ST_EX_DATAERR, "relay: asked for %s's bundle, got "
-		              "%.40s's", user, b->user);
+		rc = st_error(ST_EX_DATAERR, "relay %s: asked for %s's bundle, "
+		              "got %.40s's", st_relay_base(rl), user, b->user);
 	else if (rc == 0 &&
 	         (memcmp(b->id.ed25519, pin->id.ed25519, 32) ||
 	          memcmp(b->id.x25519, pin->id.x25519, 32)))
 		rc = st_error(ST_EX_IDENTITY, "the bundle for %s carries an "
 		              "identity other than the pinned one; nothing was "
-		              "sent: compare safety numbers, then run 'st-users "
-		              "trust %s'", user, user);
+		              "sent: compare safety numbers with %s ('st-users "
+		              "%s' shows them), then run 'st-users trust %s'",
+		              user, user, user, user);
 	st_json_free(reply);
 	return rc;
 }

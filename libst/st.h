@@ -643,12 +643,15 @@ struct st_relay;
  */
 struct st_relay *st_relay_new(const char *url, int insecure_http);
 void st_relay_free(struct st_relay *r);
+/* The relay's URL without trailing slashes, for messages; owned by r. */
+const char *st_relay_base(const struct st_relay *r);
 /* The relay URL to use: flag (may be NULL), else $ST_RELAY, else config
  * "relay".  Returns a malloc'd string or NULL (ST_EX_CONFIG). */
 char *st_relay_url(const char *flag, const struct st_json *cfg);
 /* Use this bearer token (copied; wiped on free), or none with NULL. */
 void st_relay_set_token(struct st_relay *r, const char *token);
-/* Load $ST_HOME/token into the handle: ST_EX_NOPERM when missing. */
+/* Load $ST_HOME/token into the handle: ST_EX_NOPERM when missing (the
+ * message names the relay and the token file, and says to run st-login). */
 int st_relay_load_token(struct st_relay *r);
 
 /*
@@ -1422,6 +1425,9 @@ int st_account_forget_token(void);
  */
 int st_account_lookup(struct st_relay *r, const char *user,
                       struct st_identity_pub *id, int64_t *created);
+/* Record "no such user: USER at URL" (ST_EX_NO), pointing at st-users;
+ * always returns -1.  The one wording every command uses. */
+int st_account_no_user(const struct st_relay *r, const char *user);
 /*
  * DELETE /v1/accounts/me with the password; then the token and the
  * config's "user" go (keys, peers and the vault stay).  Wrong password:

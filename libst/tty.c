@@ -64,6 +64,30 @@ static char *secret_from_file(const char *file)
 	return s;
 }
 
+/*
+ * No terminal (cron, setsid, a pipe): say which secret was wanted, from
+ * the prompt ("password for alice: " or "passphrase for PATH: "), and the
+ * option that gives it from a file instead.
+ */
+static void no_tty(const char *prompt)
+{
+	const char *opt = "--password-file F or --passphrase-file F";
+	size_t n;
+
+	if (!prompt) {
+		st_error(ST_EX_USAGE, "no terminal to read the secret from; give "
+		         "it with %s", opt);
+		return;
+	}
+	if (!strncmp(prompt, "Enter ", 6))
+		prompt += 6;
+	n = strcspn(prompt, ":");
+	opt = strstr(prompt, "password") ? "--password-file F"
+	      : "--passphrase-file F";
+	st_error(ST_EX_USAGE, "no terminal to ask for the %.*s; give it with "
+	         "%s", (int)(n > 300 ? 300 : n), prompt, opt);
+}
+
 static char *secret_from_tty(const char *prompt)
 {
 	struct termios old, quiet;
@@ -76,8 +100,7 @@ static char *secret_from_tty(const char *prompt)
 
 	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
-		st_error(ST_EX_USAGE, "no terminal to read the secret from; "
-		         "use --password-file or --passphrase-file");
+		no_tty(prompt);
 		return NULL;
 	}
 	if (tcgetattr(fd, &old) == 0) {

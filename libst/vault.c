@@ -237,6 +237,16 @@ fail:
 	return -1;
 }
 
+/*
+ * Items but no key: the key was lost or left behind, and only that key
+ * opens them (st-keygen would make a new one, and with -f a new identity).
+ */
+static int no_key(const struct st_vault *v, int code)
+{
+	return st_error(code, "the vault has no key: %s is missing; put back "
+	                "the vault.key its items were written with", v->keypath);
+}
+
 int st_vault_put(struct st_vault *v, struct st_json *meta, int infd,
                  const void *data, size_t n, char *id)
 {
@@ -245,8 +255,7 @@ int st_vault_put(struct st_vault *v, struct st_json *meta, int infd,
 	int rc = -1, tries;
 
 	if (!v->nids)
-		return st_error(ST_EX_CONFIG, "the vault has no key (%s): run "
-		                "st-keygen", v->keypath);
+		return no_key(v, ST_EX_CONFIG);
 	for (tries = 0; tries < 8; tries++) {
 		new_id(id);
 		free(cpath);
@@ -291,14 +300,27 @@ static int sink_capped(void *ctx, const void *p, size_t n)
 	return st_sink_buf(c->b, p, n);
 }
 
+/*
+ * Name the item in a failed decryption; when no identity matched, the
+ * vault key is not the one the item was written for (a vault.key replaced
+ * or copied from another home), and that key's file is named too.
+ */
+static int not_ours(struct st_vault *v, const char *path)
+{
+	if (st_errcode() != ST_EX_NO || strstr(st_errmsg(), "passphrase"))
+		return st_error_ctx("%s", path);
+	return st_error(ST_EX_NO, "%s: the vault key %s does not open it (no "
+	                "identity matched): put back the vault.key it was "
+	                "written with", path, v->keypath);
+}
+
 static int decrypt_path(struct st_vault *v, const char *path, st_sink_fn sink,
                         void *ctx)
 {
 	int fd, rc;
 
 	if (!v->nids)
-		return st_error(ST_EX_NOINPUT, "the vault has no key (%s): run "
-		                "st-keygen", v->keypath);
+		return no_key(v, ST_EX_NOINPUT);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return st_error(errno == ENOENT ? ST_EX_NO : ST_EX_NOINPUT,
@@ -306,7 +328,7 @@ static int decrypt_path(struct st_vault *v, const char *path, st_sink_fn sink,
 	rc = st_age_decrypt(fd, v->ids, v->nids, sink, ctx);
 	close(fd);
 	if (rc < 0)
-		st_error_ctx("%s", path);
+		not_ours(v, path);
 	return rc;
 }
 
@@ -466,10 +488,11 @@ int st_vault_resolve(struct st_vault *v, const char *prefix, char *id)
 	if (each_id(v, resolve_one, &r) < 0)
 		return -1;
 	if (r.found == 0)
-		return st_error(ST_EX_NO, "no such item: %s", prefix);
+		return st_error(ST_EX_NO, "no such item: %s in %s ('st-vault ls' "
+		                "lists the items)", prefix, v->dir);
 	if (r.found > 1)
-		return st_error(ST_EX_USAGE, "ambiguous item id %s (%zu items)",
-		                prefix, r.found);
+		return st_error(ST_EX_USAGE, "ambiguous item id %s (%zu items): "
+		                "give more of its digits", prefix, r.found);
 	return 0;
 }
 
@@ -517,7 +540,7 @@ static int rekey_file(struct st_vault *v, const char *path,
 	rc = st_age_rekey(fd, v->ids, v->nids, r, 1, a.fd);
 	close(fd);
 	if (rc < 0) {
-		st_error_ctx("%s", path);
+		not_ours(v, path);
 		st_atomic_abort(&a);
 		return -1;
 	}
@@ -551,8 +574,7 @@ int st_vault_rekey(struct st_vault *v)
 	int rc = -1;
 
 	if (!v->nids) {
-		st_error(ST_EX_NOINPUT, "the vault has no key (%s): run "
-		         "st-keygen", v->keypath);
+		no_key(v, ST_EX_NOINPUT);
 		goto out;
 	}
 	if (v->nids == 1) {
@@ -617,8 +639,7 @@ struct st_vault_writer *st_vault_writer_new(struct st_vault *v,
 	char *path;
 
 	if (!v->nids) {
-		st_error(ST_EX_CONFIG, "the vault has no key (%s): run "
-		         "st-keygen", v->keypath);
+		no_key(v, ST_EX_CONFIG);
 		return NULL;
 	}
 	if (strlen(id) != ST_VAULT_ID_LEN || !valid_id(id, ST_VAULT_ID_LEN)) {

@@ -200,6 +200,6 @@ assert set(o["identity"]) == {"ed25519", "x25519", "bind"}'
 	exec 9>&-
 	[ "$status" -eq 75 ]
 	[ $(( $(date +%s) - start )) -ge 9 ]
-	[[ "$output" == *"busy"* ]]
+	[[ "$output" == *"$ST_HOME/lock is busy"* ]]
 	[ ! -e "$ST_HOME/identity.json" ]
 }

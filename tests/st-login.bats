@@ -28,7 +28,8 @@ tok() {
 @test "not registered: exit 78" {
 	run st-login --password-file "$PW"
 	[ "$status" -eq 78 ]
-	[[ "$output" == *"st-register"* ]]
+	[[ "$output" == *"run st-register USER"* ]]
+	[[ "$output" == *"$ST_HOME/config"* ]]
 	run st-login --status
 	[ "$status" -eq 78 ]
 }
@@ -58,7 +59,7 @@ tok() {
 	before=$(tok; cat "$ST_HOME/config" "$ST_HOME/prekeys.json" | sha256sum)
 	run st-login --password-file "$BATS_TEST_TMPDIR/wrong"
 	[ "$status" -eq 77 ]
-	[[ "$output" == *"wrong user name or password"* ]]
+	[[ "$output" == *"cannot log in as alice at $RELAY_URL: wrong user name or password"* ]]
 	[ "$(tok; cat "$ST_HOME/config" "$ST_HOME/prekeys.json" | sha256sum)" = "$before" ]
 	st-login --status >/dev/null
 	printf 'short\n' >"$BATS_TEST_TMPDIR/short"
@@ -105,7 +106,12 @@ assert 29 < days <= 30, days'
 	cp "$BATS_TEST_TMPDIR/old" "$ST_HOME/token"
 	run st-users
 	[ "$status" -eq 77 ]
+	[[ "$output" == *"not logged in to $RELAY_URL or the session expired: run st-login"* ]]
 	rm "$ST_HOME/token"
+	# no token at all: the relay and the token file are named
+	run st-users
+	[ "$status" -eq 77 ]
+	[[ "$output" == *"not logged in to $RELAY_URL (no $ST_HOME/token): run st-login"* ]]
 	# logging out twice is no error
 	run st-login --logout
 	[ "$status" -eq 0 ]
@@ -287,7 +293,7 @@ PY
 	exec 9>&-
 	[ "$status" -eq 75 ]
 	[ $(( $(date +%s) - start )) -ge 9 ]
-	[[ "$output" == *"busy"* ]]
+	[[ "$output" == *"$ST_HOME/lock is busy"* ]]
 	[ "$(tok)" = "$t" ]
 	st-login --password-file "$PW"
 }
@@ -385,7 +391,8 @@ PY
 	run st-login -r "$FAKE_URL" --password-file "$PW"
 	took=$(( $(date +%s) - start ))
 	[ "$status" -eq 69 ]
-	[[ "$output" == *"cannot connect"* ]]
+	[[ "$output" == *"relay $FAKE_URL: cannot connect"* ]]
+	[[ "$output" == *"--relay URL or ST_RELAY"* ]]
 	[ "$took" -ge 9 ] && [ "$took" -le 20 ]
 	[ "$(tok)" = "$t" ]
 }

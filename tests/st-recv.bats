@@ -316,6 +316,7 @@ assert json.load(sys.stdin) == json.loads(sys.argv[1])' "$bad"
 	run st-recv
 	[ "$status" -eq 67 ]
 	[[ "$output" == *"left on the relay"* ]]
+	[[ "$output" == *"'st-users trust alice'"* ]]
 	[[ "$output" == *"from carol"* ]]
 	[ "$(mailbox bob)" -eq 1 ]
 	st-users trust alice >/dev/null 2>&1

@@ -85,7 +85,7 @@ load account_helper
 	as mallory
 	run st-register -r "$RELAY_URL" --password-file "$PW" alice
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"alice"*"taken"* ]]
+	[[ "$output" == *"cannot register alice at $RELAY_URL: the name is taken"* ]]
 	[ ! -e "$ST_HOME/token" ]
 	! grep -q '"user"' "$ST_HOME/config" 2>/dev/null
 }
@@ -95,7 +95,8 @@ load account_helper
 	reg alice
 	run st-register -r "$RELAY_URL" --password-file "$PW" bob
 	[ "$status" -eq 64 ]
-	[[ "$output" == *"belongs to alice"* ]]
+	[[ "$output" == *"this home ($ST_HOME) belongs to alice"* ]]
+	[[ "$output" == *"st-register --delete"* ]]
 	[ "$(jfield user <"$ST_HOME/config")" = alice ]
 }
 
@@ -105,6 +106,7 @@ load account_helper
 	[ "$status" -eq 69 ]
 	[ $(( $(date +%s) - start )) -lt "$(slow 5)" ]
 	[[ "$output" == *"cannot register alice"* ]]
+	[[ "$output" == *"cannot connect"*"--relay URL or ST_RELAY"* ]]
 	[ ! -e "$ST_HOME/config" ]
 	[ ! -e "$ST_HOME/token" ]
 }
@@ -130,7 +132,7 @@ load account_helper
 	cfg=$(cat "$ST_HOME/config")
 	run st-register --delete --password-file "$BATS_TEST_TMPDIR/wrong"
 	[ "$status" -eq 77 ]
-	[[ "$output" == *"wrong password"* ]]
+	[[ "$output" == *"cannot delete the account at $RELAY_URL: wrong password"* ]]
 	[ "$(cat "$ST_HOME/config")" = "$cfg" ]
 	st-login --status >/dev/null
 	run st-register --delete --password-file "$PW"
@@ -165,7 +167,7 @@ load account_helper
 	st-login --logout
 	run st-register --delete --password-file "$PW"
 	[ "$status" -eq 77 ]
-	[[ "$output" == *"st-login"* ]]
+	[[ "$output" == *"not logged in to $RELAY_URL"*": run st-login"* ]]
 	# asked nothing: the password file was never needed
 	run st-register --delete --password-file "$BATS_TEST_TMPDIR/none"
 	[ "$status" -eq 77 ]

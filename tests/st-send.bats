@@ -98,7 +98,8 @@ sys.stdout.buffer.write(base64.urlsafe_b64decode(d + "=" * (-len(d) % 4)))' \
 	as alice
 	run st-send -m "hi" bob nosuchuser
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"no such user: nosuchuser"* ]]
+	[[ "$output" == *"no such user: nosuchuser at $RELAY_URL"* ]]
+	[[ "$output" == *"st-users lists the users"* ]]
 	[ "$(mailbox bob)" -eq 0 ]
 	[ -z "$(ls "$ST_HOME/outbox" 2>/dev/null)" ]
 	[ ! -e "$ST_HOME/ratchet/bob.json" ]
@@ -130,6 +131,7 @@ sys.stdout.buffer.write(base64.urlsafe_b64decode(d + "=" * (-len(d) % 4)))' \
 	[ "$status" -eq 67 ]
 	[[ "$output" == *"safety number was"* ]]
 	[[ "$output" == *"now"* ]]
+	[[ "$output" == *"identity of bob changed"*"then run 'st-users trust bob'"* ]]
 	[ "$(mailbox carol)" -eq 0 ]
 	run st-send --trust-new=always -m "hello new bob" bob
 	[ "$status" -eq 0 ]

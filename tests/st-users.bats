@@ -87,7 +87,7 @@ assert all(abs(r["created"] / 1000 - time.time()) < 600 for r in rows)'
 	[[ "$stderr" == *"pinned the identity of alice"* ]]
 	run st-users nobody
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"no such user: nobody"* ]]
+	[[ "$output" == *"no such user: nobody at $RELAY_URL (st-users lists the users there)"* ]]
 	run st-users alice nobody bob
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"alice "* && "$output" == *"bob "* ]]
@@ -196,6 +196,7 @@ PY
 	run st-users verify alice "$wrong"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"safety numbers differ"* ]]
+	[[ "$output" == *"'st-users alice' shows the number"* ]]
 	[ "$(jfield trust <"$ST_HOME/peers/alice.json")" = tofu ]
 	# as the other side reads them out: groups of five, or with dashes
 	groups=$(echo "$n" | sed -E 's/(.{5})/\1 /g')

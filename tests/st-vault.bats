@@ -83,7 +83,7 @@ assert len(o["id"]) == 20 and isinstance(o["ts"], int)'
 	[ "$output" = one ]
 	run st-vault cat ffffffff
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"no such item"* ]]
+	[[ "$output" == *"no such item: ffffffff in $ST_HOME/vault ('st-vault ls' lists the items)"* ]]
 	run st-vault cat '../../etc'
 	[ "$status" -eq 64 ]
 	run st-vault cat abc
@@ -233,6 +233,7 @@ PY
 	sleep 0.3
 	run st-vault put -n x < /dev/null
 	[ "$status" -eq 75 ]
+	[[ "$output" == *"$ST_HOME/lock is busy"* ]]
 	kill %1 2>/dev/null || true
 }
 
@@ -270,7 +271,7 @@ PY
 	# setsid: no controlling terminal, as under cron
 	run setsid -w "$ST_BIN/st-vault" decrypt "$BATS_TEST_TMPDIR/p.age" < /dev/null
 	[ "$status" -eq 64 ]
-	[[ "$output" == *"no terminal"* ]]
+	[[ "$output" == *"no terminal to ask for the passphrase; give it with --passphrase-file F"* ]]
 }
 
 @test "a protected vault key: --passphrase-file for ls, cat, put; no terminal is 64, a wrong passphrase 77" {
@@ -288,7 +289,7 @@ PY
 	# no controlling terminal to ask on
 	run setsid -w st-vault ls </dev/null
 	[ "$status" -eq 64 ]
-	[[ "$output" == *"--passphrase-file"* ]]
+	[[ "$output" == *"the passphrase for $ST_HOME/vault.key; give it with --passphrase-file F"* ]]
 	run st-vault cat "$id" --passphrase-file "$BATS_TEST_TMPDIR/bad"
 	[ "$status" -eq 77 ]
 	[ -z "$(echo "$output" | grep -v '^st-vault:')" ]
