@@ -84,6 +84,25 @@ static int exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
+/* 1 when dir holds an item (a .age file), 0 when none or no dir. */
+static int has_items(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int found = 0;
+
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+
+		found = de->d_name[0] != '.' && n > 4 &&
+		        strcmp(de->d_name + n - 4, ".age") == 0;
+	}
+	closedir(d);
+	return found;
+}
+
 struct st_vault *st_vault_open(int create)
 {
 	struct st_vault *v = st_calloc(1, sizeof(*v));
@@ -98,6 +117,13 @@ struct st_vault *st_vault_open(int create)
 	if (!exists(v->keypath)) {
 		if (!create)
 			goto done;
+		/* a new key would open none of them: never make one silently */
+		if (has_items(v->dir)) {
+			st_error(ST_EX_NOINPUT, "the vault has no key: %s is "
+			         "missing and %s holds items only it opens; put "
+			         "it back", v->keypath, v->dir);
+			goto fail;
+		}
 		if (make_key(v->keypath, &v->ids[0]) < 0)
 			goto fail;
 	} else if (load_key(v->keypath, &v->ids[0]) < 0)

@@ -170,6 +170,12 @@ one_line() {
 	[ "$status" -eq 66 ]
 	one_line
 	[[ "$output" == *"the vault has no key: $ST_HOME/vault.key is missing; put back the vault.key"* ]]
+	# nor does a put make a new key that would open none of the items
+	run st-vault put -n new <<<"new"
+	[ "$status" -eq 66 ]
+	one_line
+	[[ "$output" == *"the vault has no key: $ST_HOME/vault.key is missing and $ST_HOME/vault holds items only it opens; put it back"* ]]
+	[ ! -e "$ST_HOME/vault.key" ]
 	cp "$BATS_TEST_TMPDIR/right.key" "$ST_HOME/vault.key"
 	[ "$(st-vault cat "$id")" = kept ]
 }
