@@ -111,7 +111,8 @@ pg_start() {
 	PG_DOWN=
 }
 
-# listeners N: until N relays LISTEN on the test's database (10 s at most).
+# listeners N: until N relays LISTEN on the test's database (10 s at most;
+# an idle listener's last statement is its LISTEN).
 listeners() {
 	local i
 
@@ -283,35 +284,87 @@ revoked_on() {
 	revoked_on A "$tb"
 }
 
-@test "prekey race across relays: 50 bundle fetches through A and B for 10 OPKs hand out exactly 10" {
+@test "prekey race across relays: 50 bundle fetches through A and B for 10 OPKs hand out exactly 10; 40 for 40 leave none out" {
 	up A --no-rate-limits
 	up B --no-rate-limits
 	at A
 	register alice 10
 	register bob
+	ta=$(login alice)
 	tb=$(login bob)
 	d=$BATS_TEST_TMPDIR/race
-	mkdir "$d"
-	fetch() {	# fetch RELAY FIRST LAST
-		seq "$2" "$3" | xargs -P 25 -I{} curl -s -o "$d/{}" \
-		    -w '%{http_code}\n' -X POST -H "Authorization: Bearer $tb" \
-		    "$1/v1/users/alice/bundle"
+	# race NAME N: N bundle fetches at once, the first half through A, the
+	# rest through B; the OPK ids handed out (or null) in d/NAME.{A,B}
+	race() {
+		local name=$1 n=$2 half=$(($2 / 2)) fa fb f
+
+		mkdir "$d/$name"
+		fetch() {	# fetch RELAY FIRST LAST
+			seq "$2" "$3" | xargs -P 25 -I{} curl -s -o "$d/$name/{}" \
+			    -w '%{http_code}\n' -X POST \
+			    -H "Authorization: Bearer $tb" "$1/v1/users/alice/bundle"
+		}
+		fetch "$URL_A" 1 "$half" >"$d/$name.codes.A" &
+		fa=$!
+		fetch "$URL_B" $((half + 1)) "$n" >"$d/$name.codes.B" &
+		fb=$!
+		wait "$fa"
+		wait "$fb"
+		[ "$(cat "$d/$name".codes.? | grep -c '^200$')" = "$n" ] || return 1
+		for f in $(seq "$half"); do
+			"$TK" get opk.id <"$d/$name/$f" || echo null
+		done >"$d/$name.A"
+		for f in $(seq $((half + 1)) "$n"); do
+			"$TK" get opk.id <"$d/$name/$f" || echo null
+		done >"$d/$name.B"
+		echo "$name: $(grep -vc null "$d/$name.A") OPKs through A," \
+		    "$(grep -vc null "$d/$name.B") through B" >&2
 	}
-	fetch "$URL_A" 1 25 >"$BATS_TEST_TMPDIR/codes.A" &
-	fa=$!
-	fetch "$URL_B" 26 50 >"$BATS_TEST_TMPDIR/codes.B" &
-	fb=$!
-	wait "$fa"
-	wait "$fb"
-	[ "$(cat "$BATS_TEST_TMPDIR"/codes.? | grep -c '^200$')" = 50 ]
-	for f in "$d"/*; do "$TK" get opk.id <"$f" || echo null; done >"$BATS_TEST_TMPDIR/ids"
-	[ "$(grep -vc null "$BATS_TEST_TMPDIR/ids")" = 10 ]
-	[ "$(grep -v null "$BATS_TEST_TMPDIR/ids" | sort -u | wc -l)" = 10 ]
-	[ "$(grep -c null "$BATS_TEST_TMPDIR/ids")" = 40 ]
-	# both relays handed some out (else this raced nothing)
-	for f in $(seq 1 25); do "$TK" get opk.id <"$d/$f"; done | grep -qv null
-	for f in $(seq 26 50); do "$TK" get opk.id <"$d/$f"; done | grep -qv null
+	mkdir "$d"
+	race first 50
+	ids=$(cat "$d"/first.?)
+	[ "$(grep -vc null <<<"$ids")" = 10 ]
+	[ "$(grep -v null <<<"$ids" | sort -u | wc -l)" = 10 ]
+	[ "$(grep -c null <<<"$ids")" = 40 ]
 	[ "$(db_query "select (select count(*) from opks), (select count(*) from opks_used)")" = "0 10" ]
+	# as many fetches as OPKs: none is refused while another is left
+	expect 204 -- PUT /v1/keys "$ta" "$("$TK" keys "$BATS_TEST_TMPDIR/alice.key" - 40 11)"
+	race second 40
+	ids=$(cat "$d"/second.?)
+	[ "$(grep -v null <<<"$ids" | sort -n | tr '\n' ' ')" = "$(seq 11 50 | tr '\n' ' ')" ]
+	# both relays handed some out
+	grep -qv null "$d/second.A"
+	grep -qv null "$d/second.B"
+	[ "$(db_query "select (select count(*) from opks), (select count(*) from opks_used)")" = "0 50" ]
+}
+
+# burst FILE URL... : POST FILE's JSON body to /v1/messages as alice ($ta)
+# on 20 connections to each URL, opened first and sent at one moment;
+# "STATUS BODY" per request.
+burst() {
+	"$PY" - "$ta" "$@" <<'PY'
+import http.client, sys, threading
+tok, body, urls = sys.argv[1], open(sys.argv[2], "rb").read(), sys.argv[3:]
+conns = [http.client.HTTPConnection(u.split("//")[1], timeout=30)
+         for u in urls for _ in range(20)]
+for c in conns:
+    c.connect()
+go = threading.Barrier(len(conns))
+out = [None] * len(conns)
+def send(i):
+    go.wait()
+    conns[i].request("POST", "/v1/messages", body, {
+        "Authorization": "Bearer " + tok,
+        "Content-Type": "application/json"})
+    r = conns[i].getresponse()
+    out[i] = "%d %s" % (r.status, r.read().decode())
+ts = [threading.Thread(target=send, args=(i,)) for i in range(len(conns))]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print("\n".join(out))
+PY
 }
 
 @test "idempotency across relays: one (sender, client_id) posted 40 times at once through A and B is one message" {
@@ -324,38 +377,25 @@ revoked_on() {
 	tb=$(login bob)
 	d=$BATS_TEST_TMPDIR/same
 	mkdir "$d"
-	for k in 1 2 3 4 5; do
+	for k in $(seq 10); do
 		echo "{\"messages\":[$(entry bob "$k" "{\"v\":1,\"k\":$k}")]}" >"$d/body"
-		send() {	# send RELAY FIRST LAST
-			seq "$2" "$3" | xargs -P 20 -I{} curl -s -o "$d/$k.{}" \
-			    -w '%{http_code}\n' -H "Authorization: Bearer $ta" \
-			    -H 'Content-Type: application/json' \
-			    --data-binary "@$d/body" "$1/v1/messages"
-		}
-		send "$URL_A" 1 20 >"$d/codes.A" &
-		sa=$!
-		send "$URL_B" 21 40 >"$d/codes.B" &
-		sb=$!
-		wait "$sa"
-		wait "$sb"
-		sort "$d"/codes.? | uniq -c >&2
-		# one request stored it, the other 39 were repeats
-		[ "$(cat "$d"/codes.? | grep -c '^201$')" = 1 ]
-		[ "$(cat "$d"/codes.? | grep -c '^200$')" = 39 ]
-		cat "$d/$k".* | grep -o '"ids":\["[0-9]*"\]' | sort | uniq -c >&2
-		cat "$d/$k".* | grep -o '"ids":\["[0-9]*"\]' | cut -d'"' -f4 |
-		    sort -u >"$d/ids.$k"
+		burst "$d/body" "$URL_A" "$URL_B" >"$d/out.$k"
+		sort "$d/out.$k" | uniq -c >&2
+		# one request stored it, the 39 others were repeats with its id
+		[ "$(grep -c '^201 ' "$d/out.$k")" = 1 ]
+		[ "$(grep -c '^200 ' "$d/out.$k")" = 39 ]
+		cut -d' ' -f2 "$d/out.$k" | sort -u >"$d/ids.$k"
 		[ "$(wc -l <"$d/ids.$k")" = 1 ]
 	done
-	[ "$(cat "$d"/ids.? | sort -u | wc -l)" = 5 ]
+	[ "$(cat "$d"/ids.* | sort -u | wc -l)" = 10 ]
 	at B
 	expect 200 -- GET "/v1/messages?limit=500" "$tb"
-	for k in 1 2 3 4 5; do
+	for k in $(seq 10); do
 		[ "$(jget "messages.$((k - 1)).envelope.k")" = "$k" ]
-		[ "$(jget "messages.$((k - 1)).id")" = "$(cat "$d/ids.$k")" ]
+		[ "{\"ids\":[\"$(jget "messages.$((k - 1)).id")\"]}" = "$(cat "$d/ids.$k")" ]
 	done
-	! jget messages.5
-	[ "$(db_query "select (select count(*) from messages), (select count(*) from sent), (select queued from mailbox m join users u on u.id = m.uid where u.name = 'bob')")" = "5 5 5" ]
+	! jget messages.10
+	[ "$(db_query "select (select count(*) from messages), (select count(*) from sent), (select queued from mailbox m join users u on u.id = m.uid where u.name = 'bob')")" = "10 10 10" ]
 }
 
 @test "channel order across relays: a reader paging through A and B during 200 concurrent posts sees each once, in order" {
@@ -477,9 +517,8 @@ PY
 	until [ "$(cat "$d"/sent.* 2>/dev/null | wc -l)" -ge $((n / 3)) ]; do
 		sleep 0.02
 	done
-	kill -9 "$PID_A"
+	{ kill -9 "$PID_A"; wait "$PID_A"; } 2>/dev/null || true
 	answered=$(cat "$d"/sent.* | wc -l)
-	wait "$PID_A" 2>/dev/null || true
 	for p in "${pids[@]}"; do wait "$p"; done
 	echo "A killed after $answered answers; $(wc -l <"$d/retries" 2>/dev/null || echo 0) retries" >&2
 	# the kill fell in the middle of the load, and the load went on
