@@ -459,9 +459,10 @@ PY
 	wait "$reader" || { cat "$d/read.err" >&2; false; }
 	cat "$d/read.err" >&2
 	[ "$(cat "$d"/codes.? | grep -c ' 201$')" = "$n" ]
-	for i in $(seq "$n"); do
-		echo "$("$TK" get id <"$d/ans.$i") p$i"
-	done | sort -n >"$d/posted"
+	"$PY" -c 'import json, sys
+for i in range(1, int(sys.argv[2]) + 1):
+    print(json.load(open("%s/ans.%d" % (sys.argv[1], i)))["id"], "p%d" % i)' \
+	    "$d" "$n" | sort -n >"$d/posted"
 	# every post read once, with the text its answer's id names
 	diff "$d/posted" "$d/read"
 	# a second reader through B alone agrees
@@ -482,8 +483,10 @@ PY
 	mkdir "$d"
 	n=300
 	w=6
+	ik=$(toik bob)
 	for i in $(seq "$n"); do
-		echo "{\"messages\":[$(entry bob "$i" "{\"v\":1,\"n\":$i}")]}" >"$d/body.$i"
+		printf '{"messages":[{"to":"bob","to_ik":"%s","client_id":"%032x","envelope":{"v":1,"n":%d}}]}' \
+		    "$ik" "$i" "$i" >"$d/body.$i"
 	done
 	# worker K sends messages K, K+w, ... to its relay (A for even K), on
 	# any failure again (same client_id) to the other, which it then keeps;
@@ -493,7 +496,7 @@ PY
 
 		if [ $((k % 2)) = 0 ]; then url=$URL_A; other=$URL_B; fi
 		for ((i = k; i <= n; i += w)); do
-			for try in $(seq 50); do
+			for ((try = 0; try < 50; try++)); do
 				code=$(curl -s -o "$d/ans.$i" -w '%{http_code}' \
 				    --max-time 20 -H "Authorization: Bearer $ta" \
 				    -H 'Content-Type: application/json' \
@@ -508,6 +511,7 @@ PY
 			echo "$i $code" >>"$d/sent.$k"
 		done
 	}
+	t0=$(now_ms)
 	pids=()
 	for k in $(seq "$w"); do
 		worker "$k" &
@@ -520,6 +524,7 @@ PY
 	{ kill -9 "$PID_A"; wait "$PID_A"; } 2>/dev/null || true
 	answered=$(cat "$d"/sent.* | wc -l)
 	for p in "${pids[@]}"; do wait "$p"; done
+	echo "load $(($(now_ms) - t0)) ms" >&2
 	echo "A killed after $answered answers; $(wc -l <"$d/retries" 2>/dev/null || echo 0) retries" >&2
 	# the kill fell in the middle of the load, and the load went on
 	[ "$answered" -lt "$n" ]
