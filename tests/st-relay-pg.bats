@@ -11,6 +11,8 @@
 
 load relay_helper
 
+# (a bare "! CMD" fails a test only as its last command: "! CMD || false")
+
 setup() {
 	if [ -z "${ST_TEST_PG:-}" ]; then
 		echo "st-relay-pg.bats needs ST_TEST_PG=\"DIR PORT USER\" of a" \
@@ -213,7 +215,7 @@ poll_lag() {
 	echo "message poll on A woke $lag ms after the send through B" >&2
 	[ "$lag" -lt "$(slow 1000)" ]
 	[ "$("$TK" get messages.0.from <"$BATS_TEST_TMPDIR/poll")" = alice ]
-	! "$TK" get messages.1 <"$BATS_TEST_TMPDIR/poll"
+	! "$TK" get messages.1 <"$BATS_TEST_TMPDIR/poll" || false
 }
 
 @test "cross-relay wake-up: a channel long poll on B wakes within 1 s of a post through A" {
@@ -233,7 +235,7 @@ poll_lag() {
 	echo "channel poll on B woke $lag ms after the post through A" >&2
 	[ "$lag" -lt "$(slow 1000)" ]
 	[ "$("$TK" get posts.0.post.text <"$BATS_TEST_TMPDIR/poll")" = two ]
-	! "$TK" get posts.1 <"$BATS_TEST_TMPDIR/poll"
+	! "$TK" get posts.1 <"$BATS_TEST_TMPDIR/poll" || false
 }
 
 # revoked_on NAME TOKEN: TOKEN gets 401 on relay NAME within 1 s.
@@ -394,7 +396,7 @@ PY
 		[ "$(jget "messages.$((k - 1)).envelope.k")" = "$k" ]
 		[ "{\"ids\":[\"$(jget "messages.$((k - 1)).id")\"]}" = "$(cat "$d/ids.$k")" ]
 	done
-	! jget messages.10
+	! jget messages.10 || false
 	[ "$(db_query "select (select count(*) from messages), (select count(*) from sent), (select queued from mailbox m join users u on u.id = m.uid where u.name = 'bob')")" = "10 10 10" ]
 }
 
@@ -420,7 +422,7 @@ PY
 import http.client, json, os, sys
 urls, tok, done = sys.argv[1:3], sys.argv[3], sys.argv[4]
 conns = [http.client.HTTPConnection(u.split("//")[1]) for u in urls]
-cursor, reads, last = 0, 0, False
+cursor, reads = 0, 0
 while True:
     finished = os.path.exists(done)
     c = conns[reads % 2]
@@ -517,8 +519,9 @@ for i in range(1, int(sys.argv[2]) + 1):
 		worker "$k" &
 		pids+=($!)
 	done
-	# kill A once a third of the messages are answered
-	until [ "$(cat "$d"/sent.* 2>/dev/null | wc -l)" -ge $((n / 3)) ]; do
+	# kill A once a third of the messages are answered (60 s at most)
+	for ((j = 0; j < 3000; j++)); do
+		[ "$(cat "$d"/sent.* 2>/dev/null | wc -l)" -lt $((n / 3)) ] || break
 		sleep 0.02
 	done
 	{ kill -9 "$PID_A"; wait "$PID_A"; } 2>/dev/null || true
@@ -527,12 +530,12 @@ for i in range(1, int(sys.argv[2]) + 1):
 	echo "load $(($(now_ms) - t0)) ms" >&2
 	echo "A killed after $answered answers; $(wc -l <"$d/retries" 2>/dev/null || echo 0) retries" >&2
 	# the kill fell in the middle of the load, and the load went on
-	[ "$answered" -lt "$n" ]
+	[ "$answered" -ge $((n / 3)) ] && [ "$answered" -lt "$n" ]
 	[ -s "$d/retries" ]
 	# every message answered 200 or 201 in the end
 	cat "$d"/sent.* | sort -n >"$d/sent"
 	[ "$(wc -l <"$d/sent")" = "$n" ]
-	! grep -v ' 20[01]$' "$d/sent"
+	! grep -v ' 20[01]$' "$d/sent" || false
 	# fetch everything through B: each message once, under its answer's id
 	at B
 	expect 200 -- GET "/v1/messages?limit=500" "$tb"
@@ -628,10 +631,10 @@ PY
 		port_a=$(free_port)
 		port_b=$(free_port)
 		st-relay -l "127.0.0.1:$port_a" -d "$RELAY_DB" --blob-dir "$BLOBS" \
-		    2>>"$BATS_TEST_TMPDIR/relay-A.log" &
+		    --argon2-m 64 --argon2-t 1 2>>"$BATS_TEST_TMPDIR/relay-A.log" &
 		PID_A=$!
 		st-relay -l "127.0.0.1:$port_b" -d "$RELAY_DB" --blob-dir "$BLOBS" \
-		    2>>"$BATS_TEST_TMPDIR/relay-B.log" &
+		    --argon2-m 64 --argon2-t 1 2>>"$BATS_TEST_TMPDIR/relay-B.log" &
 		PID_B=$!
 		PIDS+=("$PID_A" "$PID_B")
 		URL_A=http://127.0.0.1:$port_a
