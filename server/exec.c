@@ -168,11 +168,26 @@ static void run_batch(struct st_exec *x, struct st_job **b, size_t n)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
+		int again = 1;
+retry:
 		if (st_store_save(s) < 0)
 			break;
-		if (b[i]->write(x->api, b[i]) < 0 ? st_store_undo(s) < 0 :
-		    st_store_release(s) < 0)
+		if (b[i]->write(x->api, b[i]) < 0) {
+			if (st_store_undo(s) < 0)
+				break;
+			/*
+			 * Another relay's transaction and this job waited on
+			 * each other (PostgreSQL): its wait is over now, so
+			 * one more try succeeds instead of a 503.
+			 */
+			if (st_store_conflict(s) && again--) {
+				b[i]->status = 0;
+				b[i]->retry_after = 0;
+				goto retry;
+			}
+		} else if (st_store_release(s) < 0) {
 			break;
+		}
 	}
 	if (i < n || announce(x, b, n) < 0 || st_store_commit(s) < 0) {
 		st_store_rollback(s);

@@ -210,3 +210,8 @@ int st_store_stats(struct st_store *s, int64_t *queued, int64_t *blob_bytes,
 {
 	return s->ops->stats(s, queued, blob_bytes, db_bytes);
 }
+
+int st_store_conflict(struct st_store *s)
+{
+	return s->ops->conflict ? s->ops->conflict(s) : 0;
+}

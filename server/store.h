@@ -111,6 +111,12 @@ struct st_store_hooks {
 	void *ctx;
 };
 int st_store_notify(struct st_store *s, const uint64_t *keys, size_t n);
+/*
+ * 1 when the writer's last failure was a deadlock or a serialization
+ * failure with another relay's transaction (clears it): the job may run
+ * again.  Always 0 for SQLite.
+ */
+int st_store_conflict(struct st_store *s);
 int st_store_listen(struct st_store *s, const struct st_store_hooks *h);
 
 /* The writer's transaction: BEGIN IMMEDIATE, savepoints, COMMIT. */

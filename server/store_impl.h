@@ -10,6 +10,7 @@
 struct st_store_ops {
 	void (*close)(struct st_store *s);
 	int (*shared)(const struct st_store *s);
+	int (*conflict)(struct st_store *s);
 	int (*notify)(struct st_store *s, const uint64_t *keys, size_t n);
 	int (*listen)(struct st_store *s, const struct st_store_hooks *h);
 	int (*begin)(struct st_store *s);

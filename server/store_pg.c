@@ -61,7 +61,7 @@
 #define NSHARDS 64
 #define REPEAT 1000             /* beyond enum st_store_rc */
 /* past the server's statement_timeout and this margin, it is not answering */
-#define ANSWER_MARGIN_MS 5000
+#define ANSWER_MARGIN_MS INT64_C(5000)
 #define CHANNEL "st_wake"
 
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -277,6 +277,8 @@ void st_store_timeout(int64_t ms)
 
 /* set by await() when the server stayed silent; fault() reports it */
 static _Thread_local int timed_out;
+/* set by fault() for a deadlock or serialization failure */
+static _Thread_local int conflict;
 
 /* ---- errors ---- */
 
@@ -308,9 +310,11 @@ static int fault(PGconn *pg, const PGresult *r)
 	if (timed_out) {
 		timed_out = 0;
 		return st_error(ST_EX_TEMPFAIL, "database: no answer within "
-		                "%lld ms", (long long)(statement_ms + ANSWER_MARGIN_MS));
+		                "%lld ms", (long long)statement_ms + ANSWER_MARGIN_MS);
 	}
 	first_line(m, buf, sizeof(buf));
+	if (state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+		conflict = 1;
 	if (state && strcmp(state, "53100") == 0)
 		code = ST_EX_CANTCREAT;
 	else if (!state || PQstatus(pg) != CONNECTION_OK ||
@@ -464,6 +468,15 @@ static int conn_ok(const struct conn *c)
 	return c && PQstatus(c->pg) == CONNECTION_OK;
 }
 
+/*
+ * Before reusing an idle connection: a server that restarted closed it,
+ * which libpq learns only by reading (the socket never blocks).
+ */
+static int conn_alive(struct conn *c)
+{
+	return conn_ok(c) && PQconsumeInput(c->pg) && conn_ok(c);
+}
+
 static struct conn *rd_get(struct pg_store *s)
 {
 	struct conn *c;
@@ -472,7 +485,7 @@ static struct conn *rd_get(struct pg_store *s)
 	if ((c = s->pool))
 		s->pool = c->next;
 	pthread_mutex_unlock(&s->mu);
-	if (c && !conn_ok(c)) {
+	if (c && !conn_alive(c)) {
 		conn_close(c);
 		c = NULL;
 	}
@@ -819,12 +832,21 @@ static int pg_shared(const struct st_store *s)
 	return 1;
 }
 
+static int pg_conflict(struct st_store *s)
+{
+	int c = conflict;
+
+	(void)s;
+	conflict = 0;
+	return c;
+}
+
 /* ---- the writer's transaction ---- */
 
 /* The writer's connection, opened again when it broke. */
 static struct conn *wconn(struct pg_store *s)
 {
-	if (conn_ok(s->w))
+	if (conn_alive(s->w))
 		return s->w;
 	conn_close(s->w);
 	s->w = conn_open(s);
@@ -1833,6 +1855,7 @@ static void listen_stop(struct pg_store *s)
 static const struct st_store_ops pg_ops = {
 	.close = pg_close,
 	.shared = pg_shared,
+	.conflict = pg_conflict,
 	.notify = pg_notify,
 	.listen = pg_listen,
 	.begin = pg_begin,

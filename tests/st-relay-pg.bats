@@ -673,3 +673,36 @@ PY
 	# nothing was made in the database
 	[ "$(db_query "select count(*) from pg_tables where schemaname = 'public'")" = 0 ]
 }
+
+@test "a server that stops answering (SIGSTOP): 503 within --db-timeout and its 5 s margin, not a hang; served again after SIGCONT" {
+	up A --db-timeout 2
+	at A
+	register alice
+	register bob
+	ta=$(login alice)
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1)]}"
+	main=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+	pids="$main $(pgrep -P "$main" | tr '\n' ' ')"
+	# shellcheck disable=SC2086
+	kill -STOP $pids
+	t0=$(now_ms)
+	code=$(call POST /v1/messages "$ta" "{\"messages\":[$(entry bob 2)]}")
+	took=$(($(now_ms) - t0))
+	# shellcheck disable=SC2086
+	kill -CONT $pids
+	[ "$code" = 503 ]
+	[ "$(header Retry-After)" -ge 1 ]
+	# 2 s of statement time and 5 s of margin, then given up: not forever
+	[ "$took" -ge 1500 ] && [ "$took" -lt 15000 ]
+	grep -q 'database: no answer within 7000 ms' "$BATS_TEST_TMPDIR/relay-A.log"
+	# the silent connection was dropped: the resend goes through
+	for _ in $(seq 100); do
+		[ "$(call POST /v1/messages "$ta" "{\"messages\":[$(entry bob 2)]}")" = 201 ] && break
+		sleep 0.1
+	done
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 2)]}"
+	tb=$(login bob)
+	expect 200 -- GET /v1/messages "$tb"
+	[ -n "$(jget messages.1.id)" ]
+	! jget messages.2 || false
+}
