@@ -651,21 +651,8 @@ int main(int argc, char **argv)
 		run_hello(nconn, secs);
 		return 0;
 	}
-	if (strcmp(mode, "posts") == 0) {
-		relay_pid = pid;
-		nsend = 8;
-		nrcpt = nconn;
-		snprintf(envelope, sizeof(envelope), "{\"v\":1,\"hdr\":\"%040d\","
-		         "\"ct\":\"%0*d\"}", 0, ENVELOPE_CT - 40, 0);
-		fd = dial();
-		setup_users(fd);
-		close(fd);
-		if (url2)
-			naddr = 2;
-		run_post(nconn, secs);
-		return 0;
-	}
-	if (strcmp(mode, "relay") != 0 || !pid || url2)
+	if (strcmp(mode, "posts") != 0 &&
+	    (strcmp(mode, "relay") != 0 || !pid || url2))
 		usage();
 	relay_pid = pid;
 	nsend = 8;
@@ -675,7 +662,11 @@ int main(int argc, char **argv)
 	fd = dial();
 	setup_users(fd);
 	close(fd);
+	if (url2)
+		naddr = 2;
 	run_post(nconn, secs);
+	if (strcmp(mode, "posts") == 0)
+		return 0;
 	run_fetch();
 	run_polls(pid);
 	printf("relay_hwm %.1f MiB\n", (double)rss_kib(pid, "VmHWM:") / 1024.0);
