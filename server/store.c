@@ -12,6 +12,14 @@ int st_store_is_pg(const char *path)
 	       strncmp(path, "postgres://", 11) == 0;
 }
 
+void st_store_ik_hash(const struct st_identity_pub *ik, unsigned char out[32])
+{
+	unsigned char enc[ST_ID_ENC_LEN];
+
+	st_identity_encode(ik, enc);
+	st_sha256(enc, sizeof(enc), out);
+}
+
 struct st_store *st_store_open(const char *path)
 {
 	return st_store_is_pg(path) ? st_store_pg_open(path) :

@@ -74,6 +74,11 @@ struct st_store {
 	const struct st_store_ops *ops;
 };
 
+/* What users.ik_hash holds: SHA-256 of the encoded identity (to_ik is its
+ * first 16 bytes). */
+void st_store_ik_hash(const struct st_identity_pub *ik,
+                      unsigned char out[32]);
+
 struct st_store *st_store_sqlite_open(const char *path);
 struct st_store *st_store_pg_open(const char *url);
 

@@ -1075,14 +1075,6 @@ static int pg_user_get_id(struct st_store *st, int64_t uid,
 	return rc;
 }
 
-static void ik_hash(const struct st_identity_pub *ik, unsigned char out[32])
-{
-	unsigned char enc[ST_ID_ENC_LEN];
-
-	st_identity_encode(ik, enc);
-	st_sha256(enc, sizeof(enc), out);
-}
-
 static int opks_add(struct conn *c, int64_t uid, const struct st_store_opk *o,
                     size_t n)
 {
@@ -1138,7 +1130,7 @@ static int pg_user_create(struct st_store *st, struct st_store_user *u,
 	PGresult *r;
 	int rc;
 
-	ik_hash(&u->ik, h);
+	st_store_ik_hash(&u->ik, h);
 	a_str(&a, u->name);
 	a_i64(&a, u->created);
 	a_bin(&a, u->pw.hash, 32);

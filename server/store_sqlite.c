@@ -456,14 +456,6 @@ static int sq_user_get_id(struct st_store *s, int64_t uid,
 	return rc;
 }
 
-static void ik_hash(const struct st_identity_pub *ik, unsigned char out[32])
-{
-	unsigned char enc[ST_ID_ENC_LEN];
-
-	st_identity_encode(ik, enc);
-	st_sha256(enc, sizeof(enc), out);
-}
-
 static int opks_add(struct conn *c, int64_t uid, const struct st_store_opk *o,
                     size_t n)
 {
@@ -512,7 +504,7 @@ static int sq_user_create(struct st_store *s, struct st_store_user *u,
 
 	if (!st)
 		return -1;
-	ik_hash(&u->ik, h);
+	st_store_ik_hash(&u->ik, h);
 	BIND_TEXT(st, 1, u->name, strlen(u->name));
 	sqlite3_bind_int64(st, 2, u->created);
 	BIND_BLOB(st, 3, u->pw.hash, 32);
