@@ -3,8 +3,8 @@
  * (temporary beside the target, fsync, rename, fsync of the directory),
  * bounded flock waits, and the checked close of stdout.
  */
+#define _GNU_SOURCE             /* sync_file_range */
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -230,46 +230,24 @@ int st_write_atomic(const char *path, const void *data, size_t n, int mode)
 	return st_atomic_commit(&a);
 }
 
-struct bg_sync {
-	int fd, err;
-};
-
-static void *bg_fsync(void *arg)
-{
-	struct bg_sync *b = arg;
-
-	b->err = fsync(b->fd) < 0 ? errno : 0;
-	return NULL;
-}
-
 int st_atomic_commit_ordered(struct st_atomic *first, struct st_atomic *second,
                              void (*between)(void))
 {
-	struct bg_sync b = { second->fd, 0 };
-	pthread_t t;
-	int threaded, rc;
-
-	/* second's data goes to disk while first commits; second stays a
-	 * temporary, invisible, until first is renamed and its directory
-	 * synced */
-	threaded = pthread_create(&t, NULL, bg_fsync, &b) == 0;
-	rc = st_atomic_commit(first);
-	if (threaded)
-		pthread_join(t, NULL);
-	if (rc < 0) {
+	/*
+	 * second's data starts for the disk now, while first commits, so its
+	 * own fsync has less to wait for; second stays a temporary,
+	 * invisible, until first is renamed and its directory synced.  (A
+	 * thread running second's fsync measured no faster, start-up
+	 * included, on two cores.)
+	 */
+	(void)sync_file_range(second->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (st_atomic_commit(first) < 0) {
 		st_atomic_abort(second);
 		return -1;
 	}
 	if (between)
 		between();
-	if (threaded && b.err) {
-		errno = b.err;
-		st_error(ST_EX_CANTCREAT, "cannot write %s:", second->path);
-		st_atomic_abort(second);
-		return -1;
-	}
-	/* synced on the thread already, unless none could be started */
-	return commit(second, threaded ? 1 : 2);
+	return commit(second, 2);
 }
 
 int st_mkdir(const char *path, int mode)

@@ -143,8 +143,8 @@ int st_atomic_prepare(struct st_atomic *a, const char *path,
                       const void *data, size_t n, int mode);
 /*
  * Commit two prepared files durably, second never visible before first
- * is (renamed and its directory synced): second's data is synced on a
- * thread meanwhile, so the pair costs about three fsyncs, not four.
+ * is (renamed and its directory synced): second's data is already on its
+ * way to the disk while first commits (sync_file_range).
  * between (may be NULL) runs once first is committed.  Both are released.
  */
 int st_atomic_commit_ordered(struct st_atomic *first, struct st_atomic *second,

@@ -8,7 +8,8 @@
 #    The issue's target is st-send <= 1.0x curl.  st-send does more than
 #    curl: it reads its keys, advances and durably commits the ratchet
 #    state, writes the envelope to the outbox (fsync), posts it, removes
-#    it; curl only posts.
+#    it; curl only posts.  Each also runs with --version alone, so the
+#    start-up both pay (libcurl and its libraries) is split from the work.
 # 2. `st-recv -q` draining N queued messages (decrypt, vault item with its
 #    metadata, state commit, ack): messages per second and peak RSS.
 #
@@ -98,7 +99,7 @@ python3 - "$T" "$SENDS" "$URL" <<'PY'
 import os, statistics, subprocess, sys, time
 t, n, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 env = dict(os.environ, ST_HOME=os.path.join(t, "alice"))
-send, post = [], []
+send, post, send0, post0 = [], [], [], []
 def timed(argv, **kw):
     t0 = time.perf_counter()
     p = subprocess.run(argv, stdout=subprocess.PIPE, **kw)
@@ -118,6 +119,10 @@ for i in range(n):
     if p.stdout != b"201":
         sys.exit("messaging.sh: curl's post got %r" % p.stdout)
     post.append(dt)
+    # start-up alone: loading the same libraries (libcurl's thirty among
+    # them), constructors, exit; what is left of each is its own work
+    send0.append(timed(["st-send", "--version"])[0])
+    post0.append(timed(["curl", "--version"])[0])
 ms = lambda v: statistics.median(v) * 1000
 q = lambda v, p: sorted(v)[min(len(v) - 1, int(len(v) * p))] * 1000
 print("  st-send 1 KiB, established session: median %.1f ms (p90 %.1f)"
@@ -126,6 +131,9 @@ print("  curl POST of the same envelope:     median %.1f ms (p90 %.1f)"
       % (ms(post), q(post, 0.9)))
 print("  ratio st-send/curl %.2fx (target <= 1.0x: %s)"
       % (ms(send) / ms(post), "met" if ms(send) <= ms(post) else "MISSED"))
+print("  start-up alone (--version): st-send %.1f ms, curl %.1f ms; the rest:"
+      " st-send %.1f ms, curl %.1f ms" % (ms(send0), ms(post0),
+      ms(send) - ms(send0), ms(post) - ms(post0)))
 PY
 
 # drain: bob's mailbox emptied, then DRAIN messages queued by st-forge in
