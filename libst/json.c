@@ -12,6 +12,17 @@
 
 #include "internal.h"
 
+/*
+ * Everything Jansson frees is wiped first: the parser's token buffer and
+ * the old copies a growing dump leaves behind held passwords, keys and
+ * plaintext that no caller can reach to wipe.  Before main, so before
+ * Jansson allocates anything.
+ */
+__attribute__((constructor)) static void json_wipe_on_free(void)
+{
+	json_set_alloc_funcs(malloc, st_free_wiped);
+}
+
 int st_json_depth_ok(const char *buf, size_t len, int maxdepth)
 {
 	int depth = 0, instr = 0;

@@ -2,6 +2,7 @@
  * mem.c - allocation that never returns NULL, secret wiping, and a growable
  * byte buffer that can wipe what it held.
  */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,18 @@ void st_wipe(void *p, size_t n)
 {
 	if (p && n)
 		OPENSSL_cleanse(p, n);
+}
+
+void st_wipe_block(void *p)
+{
+	if (p)
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+}
+
+void st_free_wiped(void *p)
+{
+	st_wipe_block(p);
+	free(p);
 }
 
 void st_free_secret(void *p, size_t n)

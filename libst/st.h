@@ -72,6 +72,10 @@ char *st_strdup(const char *s);
 char *st_strndup(const char *s, size_t n);
 /* Wipe n bytes at p (OPENSSL_cleanse). */
 void st_wipe(void *p, size_t n);
+/* Wipe the whole of a malloc'd block (all malloc_usable_size bytes). */
+void st_wipe_block(void *p);
+/* st_wipe_block(), then free(): the free function libst gives Jansson. */
+void st_free_wiped(void *p);
 /* Wipe then free a buffer of n bytes; a NULL p is fine. */
 void st_free_secret(void *p, size_t n);
 /* Wipe the string (strlen) then free; NULL is fine. */

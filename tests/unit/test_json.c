@@ -10,10 +10,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "st.h"
 
@@ -511,6 +514,34 @@ static void build_and_dump(void **state)
 	st_json_free(o);
 }
 
+/*
+ * Jansson frees through st_free_wiped (installed before main), and that
+ * wipes the whole block: the parser's copies of a password or key are
+ * gone when the document is.
+ */
+static void jansson_frees_wiped(void **state)
+{
+	json_malloc_t m = NULL;
+	json_free_t f = NULL;
+	unsigned char *p;
+	size_t n;
+
+	(void)state;
+	json_get_alloc_funcs(&m, &f);
+	assert_ptr_equal(f, st_free_wiped);
+	p = malloc(100);
+	assert_non_null(p);
+	n = malloc_usable_size(p);
+	assert_true(n >= 100);
+	memset(p, 0xAA, n);
+	st_wipe_block(p);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(p[i], 0);
+	free(p);
+	st_wipe_block(NULL);
+	st_free_wiped(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +558,7 @@ int main(void)
 		cmocka_unit_test(getter_int_range),
 		cmocka_unit_test(getter_b64),
 		cmocka_unit_test(build_and_dump),
+		cmocka_unit_test(jansson_frees_wiped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
