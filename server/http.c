@@ -55,6 +55,7 @@ struct hconn {
 	int64_t t0;                     /* us, monotonic */
 	int ncl, nte;
 	const char *cl;
+	const char *xff;                /* the last X-Forwarded-For */
 	char ip[INET6_ADDRSTRLEN];
 	const char *method;             /* a known method's name, for the log */
 	/* long-poll waiting */
@@ -398,8 +399,46 @@ static enum MHD_Result header(void *cls, enum MHD_ValueKind kind,
 		c->q.auth = value;
 	} else if (strcasecmp(key, "Content-Type") == 0 && !c->q.ctype) {
 		c->q.ctype = value;
+	} else if (strcasecmp(key, "X-Forwarded-For") == 0) {
+		c->xff = value;
 	}
 	return MHD_YES;
+}
+
+/*
+ * Behind a trusted proxy (--trust-proxy), the client is the last address
+ * of X-Forwarded-For: the one the proxy itself appended (nginx's
+ * $proxy_add_x_forwarded_for).  Earlier ones are the client's own claims
+ * and are never believed.  No header, or a last entry that is not an
+ * address, leaves the proxy's address: rate limits then fall on the proxy,
+ * as they would without the flag.
+ */
+static void forwarded_for(const struct st_conf *cf, struct hconn *c)
+{
+	const char *v = c->xff, *last;
+	unsigned char a[sizeof(struct in6_addr)];
+	char buf[INET6_ADDRSTRLEN + 8];
+	size_t n;
+	int i, af;
+
+	if (!v || !cf->nproxies)
+		return;
+	for (i = 0; i < cf->nproxies; i++)
+		if (strcmp(c->ip, cf->proxies[i]) == 0)
+			break;
+	if (i == cf->nproxies)
+		return;
+	last = strrchr(v, ',');
+	last = last ? last + 1 : v;
+	last += strspn(last, " \t");
+	n = strcspn(last, " \t");
+	if (n == 0 || n >= sizeof(buf) || last[n + strspn(last + n, " \t")])
+		return;
+	memcpy(buf, last, n);
+	buf[n] = '\0';
+	af = strchr(buf, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(af, buf, a) == 1)
+		inet_ntop(af, a, c->ip, sizeof(c->ip));
 }
 
 static enum MHD_Result argument(void *cls, enum MHD_ValueKind kind,
@@ -453,6 +492,7 @@ static struct hconn *conn_new(struct st_http *h, struct MHD_Connection *mc,
 		          c->ip, sizeof(c->ip));
 	c->q.ip = c->ip;
 	MHD_get_connection_values(mc, MHD_HEADER_KIND, header, c);
+	forwarded_for(h->c, c);
 	MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, argument, &c->q);
 	c->q.chunked = c->nte > 0;
 	c->q.bad_framing = c->ncl > 1 || (c->ncl && c->nte);

@@ -49,6 +49,8 @@ int st_rl_parse(const char *s, struct st_rl_rule *r);
 
 /* ---- configuration (defaults in api.c, flags in st-relay.c) ---- */
 
+#define ST_MAX_PROXIES 8
+
 struct st_conf {
 	const char *listen, *db, *blob_dir, *tls_cert, *tls_key;
 	int threads, workers, quiet;
@@ -60,6 +62,9 @@ struct st_conf {
 	uint32_t argon2_m, argon2_t, argon2_p;
 	struct st_rl_rule rate[ST_RL_COUNT];
 	int no_rate_limits;
+	/* --trust-proxy: peers whose X-Forwarded-For names the client */
+	char proxies[ST_MAX_PROXIES][46];  /* canonical (inet_ntop) text */
+	int nproxies;
 };
 /* SPEC §7's defaults. */
 void st_conf_defaults(struct st_conf *c);

@@ -8,6 +8,7 @@
  * signal drains: long polls are answered, requests in flight finish, the
  * database is closed, and the exit status is 0.
  */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ static void usage(FILE *f, int code)
 "  --ttl TIME (30d)  --session-ttl TIME (30d)  --idle-timeout TIME (30s)\n"
 "  --db-timeout TIME (30s: a PostgreSQL statement, and its answer)\n"
 "  --max-connections N (1024)  --max-per-ip N (64)\n"
+"  --trust-proxy ADDR (client address from X-Forwarded-For; up to 8)\n"
 "  --argon2-m KIB (19456)  --argon2-t N (2)  --argon2-p N (1)\n"
 "  --rate-accounts R (20:20/h)  --rate-login-user R (10:1/m)\n"
 "  --rate-login-ip R (30:1/m)  --rate-bundle R (20:1/m)\n"
@@ -97,6 +99,7 @@ enum {
 	O_TLS_CERT = 256, O_TLS_KEY, O_MAX_BODY, O_MAX_MSGS_BODY, O_MAX_ENV,
 	O_MAX_BLOB, O_QUOTA, O_MAILBOX, O_CHANNEL, O_OPK, O_TTL, O_SESS_TTL,
 	O_IDLE, O_MAX_CONNS, O_PER_IP, O_A2M, O_A2T, O_A2P, O_NO_RATE, O_DB_TIMEOUT,
+	O_PROXY,
 	O_RATE /* + enum st_rl_kind */
 };
 
@@ -125,6 +128,7 @@ static const struct option longopts[] = {
 	{ "db-timeout", required_argument, NULL, O_DB_TIMEOUT },
 	{ "max-connections", required_argument, NULL, O_MAX_CONNS },
 	{ "max-per-ip", required_argument, NULL, O_PER_IP },
+	{ "trust-proxy", required_argument, NULL, O_PROXY },
 	{ "argon2-m", required_argument, NULL, O_A2M },
 	{ "argon2-t", required_argument, NULL, O_A2T },
 	{ "argon2-p", required_argument, NULL, O_A2P },
@@ -136,6 +140,22 @@ static const struct option longopts[] = {
 	{ "rate-messages", required_argument, NULL, O_RATE + ST_RL_MESSAGES },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --trust-proxy ADDR: an IPv4 or IPv6 address, kept in inet_ntop's form
+ * so it compares equal to a connection's address as text. */
+static void proxy_arg(struct st_conf *c, const char *s)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+	int af = strchr(s, ':') ? AF_INET6 : AF_INET;
+
+	if (inet_pton(af, s, a) != 1)
+		st_die(ST_EX_USAGE, "--trust-proxy: '%.64s' is not an IP address "
+		       "(a proxy's own address, such as 127.0.0.1)", s);
+	if (c->nproxies == ST_MAX_PROXIES)
+		st_die(ST_EX_USAGE, "--trust-proxy: at most %d addresses",
+		       ST_MAX_PROXIES);
+	inet_ntop(af, a, c->proxies[c->nproxies++], sizeof(c->proxies[0]));
+}
 
 static void parse(int argc, char **argv, struct st_conf *c)
 {
@@ -178,6 +198,7 @@ static void parse(int argc, char **argv, struct st_conf *c)
 		case O_A2T: c->argon2_t = (uint32_t)count_arg(name, optarg, 1, 100); break;
 		case O_A2P: c->argon2_p = (uint32_t)count_arg(name, optarg, 1, 64); break;
 		case O_NO_RATE: c->no_rate_limits = 1; break;
+		case O_PROXY: proxy_arg(c, optarg); break;
 		default:
 			if (ch >= O_RATE && ch < O_RATE + ST_RL_COUNT) {
 				if (st_rl_parse(optarg, &c->rate[ch - O_RATE]) < 0)

@@ -250,6 +250,47 @@ PY
 	expect 429 rate_limited -- POST /v1/sessions "" '{"user":"u4","password":"guess-guess"}'
 }
 
+# xlogin XFF: a failed login for u1 carrying X-Forwarded-For: XFF; prints
+# the status
+xlogin() {
+	curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-For: $1" \
+	    -H 'Content-Type: application/json' \
+	    --data-binary '{"user":"u1","password":"guess-guess"}' \
+	    "$RELAY_URL/v1/sessions"
+}
+
+@test "--trust-proxy: per-IP limits fall on the last X-Forwarded-For address, only from that proxy" {
+	relay --rate-login-ip 2:1/h --rate-login-user 1000:1/s --trust-proxy 127.0.0.1
+	[ "$(xlogin 10.0.0.1)" = 401 ]
+	[ "$(xlogin 10.0.0.1)" = 401 ]
+	[ "$(xlogin 10.0.0.1)" = 429 ]
+	# the proxy appends the real address: a client's own claim before it
+	# changes nothing
+	[ "$(xlogin '10.0.0.2, 10.0.0.1')" = 429 ]
+	[ "$(xlogin '10.0.0.1, 10.0.0.2')" = 401 ]
+	[ "$(xlogin ' 2001:db8::7 ')" = 401 ]
+	[ "$(xlogin '2001:DB8:0::7')" = 401 ]
+	[ "$(xlogin '2001:db8::7')" = 429 ]
+	# no address at the end: the proxy's own bucket (10.0.0.3 and 10.0.0.9
+	# would be fresh ones)
+	[ "$(xlogin not-an-ip)" = 401 ]
+	[ "$(xlogin '10.0.0.3,')" = 401 ]
+	for x in '10.0.0.3 10.0.0.9' 999.1.1.1 '10.0.0.9;' ''; do
+		[ "$(xlogin "$x")" = 429 ]
+	done
+	stop_relay
+
+	# without the flag (or from another address) the header is ignored
+	relay --rate-login-ip 2:1/h --rate-login-user 1000:1/s --trust-proxy 192.0.2.1
+	[ "$(xlogin 10.0.0.1)" = 401 ]
+	[ "$(xlogin 10.0.0.2)" = 401 ]
+	[ "$(xlogin 10.0.0.3)" = 429 ]
+	stop_relay
+	run st-relay --trust-proxy localhost -d "$BATS_TEST_TMPDIR/x.db"
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"--trust-proxy: 'localhost' is not an IP address"* ]]
+}
+
 @test "login for an unknown user takes as long as for a known one (dummy verify)" {
 	start_relay	# the real Argon2 cost
 	register alice
