@@ -603,6 +603,67 @@ static void mailbox_cap(void **state)
 	assert_int_equal(post_commit(s, b, "alice", ik_a, 2, NULL), 0);
 }
 
+struct bigs {
+	size_t n, len;
+	int bad;
+};
+
+static int big_row(void *ctx, int64_t id, const char *from, int64_t ts,
+                   const char *env, size_t len)
+{
+	struct bigs *b = ctx;
+
+	if (len != b->len || env[len / 2] != 'a' + (char)(b->n % 26))
+		b->bad++;
+	b->n++;
+	return 0;
+}
+
+/*
+ * One transaction of 6 MiB of messages: the WAL's gathered writes pass
+ * their 1 MiB buffer and the unix VFS's largest write, a checkpoint reads
+ * them back, and every message comes back whole, before and after a
+ * reopen.
+ */
+static void wal_writes(void **state)
+{
+	struct fx *f = *state;
+	struct st_store *s = f->s;
+	unsigned char ik_a[16], ik_b[16];
+	struct st_store_msg m;
+	struct bigs got = { 0, 20000, 0 };
+	char *env = st_malloc(got.len + 1);
+	int64_t a, b;
+	size_t bad;
+
+	a = store_user(s, "alice", ik_a);
+	b = store_user(s, "bob", ik_b);
+	assert_int_equal(st_store_begin(s), 0);
+	for (int i = 0; i < 300; i++) {
+		memset(env, 'a' + i % 26, got.len);
+		memcpy(env, "{\"x\":\"", 6);
+		memcpy(env + got.len - 2, "\"}", 2);
+		env[got.len] = '\0';
+		memset(&m, 0, sizeof(m));
+		m.to = "bob";
+		memcpy(m.to_ik, ik_b, 16);
+		m.client_id[14] = (unsigned char)(i >> 8);
+		m.client_id[15] = (unsigned char)i;
+		m.envelope = env;
+		m.envlen = got.len;
+		assert_int_equal(st_store_msgs_post(s, a, "alice", &m, 1,
+		                                    st_now_ms(), 1000, &bad), 0);
+	}
+	assert_int_equal(st_store_commit(s), 0);
+	assert_int_equal(st_store_msgs_fetch(s, b, 500, big_row, &got), 300);
+	assert_int_equal(got.bad, 0);
+	s = reopen(f);
+	got.n = 0;
+	assert_int_equal(st_store_msgs_fetch(s, b, 500, big_row, &got), 300);
+	assert_int_equal(got.bad, 0);
+	free(env);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -614,6 +675,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(long_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(channels, setup, teardown),
 		cmocka_unit_test_setup_teardown(mailbox_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(wal_writes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
