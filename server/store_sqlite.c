@@ -6,6 +6,13 @@
  * One write connection belongs to whichever thread holds the transaction
  * (the relay's writer thread); reads borrow a connection from a pool that
  * grows to the number of threads reading at once.
+ *
+ * Mailbox counters (the mailbox cap) live in memory, not in a row updated
+ * by every post: a relay is the only one to use its file (SQLite's lock),
+ * so they are counted from the messages at open and kept exact by every
+ * write that adds or deletes messages.  A change made inside a transaction
+ * is logged, and undone with the savepoint or the transaction it belongs
+ * to.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -16,7 +23,7 @@
 
 #include "store_impl.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define SWEEP_BATCH 1000
 
 #define SQ(s) ((struct sq_store *)(s))
@@ -28,8 +35,7 @@ static const char schema[] =
 	" pw_hash BLOB NOT NULL, pw_salt BLOB NOT NULL,"
 	" pw_m INTEGER NOT NULL, pw_t INTEGER NOT NULL, pw_p INTEGER NOT NULL,"
 	" ik_ed BLOB NOT NULL, ik_x BLOB NOT NULL, ik_bind BLOB NOT NULL,"
-	" ik_hash BLOB NOT NULL, spk_id INTEGER NOT NULL,"
-	" queued INTEGER NOT NULL DEFAULT 0);"
+	" ik_hash BLOB NOT NULL, spk_id INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS spks ("
 	" user_id INTEGER NOT NULL, id INTEGER NOT NULL, pub BLOB NOT NULL,"
 	" sig BLOB NOT NULL, created INTEGER NOT NULL,"
@@ -67,6 +73,13 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS blobs_owner ON blobs (owner);"
 	"CREATE INDEX IF NOT EXISTS blobs_created ON blobs (created);";
 
+/* Version 1 kept each mailbox's count in users.queued. */
+static const char migrate_2[] =
+	"BEGIN IMMEDIATE;"
+	"ALTER TABLE users DROP COLUMN queued;"
+	"PRAGMA user_version=2;"
+	"COMMIT;";
+
 enum q {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SAVE, Q_RELEASE, Q_UNDO,
 	Q_USER_BY_NAME, Q_USER_BY_ID, Q_USER_INSERT, Q_USER_DELETE, Q_USERS,
@@ -74,7 +87,7 @@ enum q {
 	Q_OPK_INSERT, Q_OPK_COUNT, Q_OPK_FIRST, Q_OPK_TAKE, Q_OPKS_DELETE,
 	Q_SESS_INSERT, Q_SESS_GET, Q_SESS_TOUCH, Q_SESS_DELETE,
 	Q_SESS_DELETE_USER, Q_SESS_SWEEP,
-	Q_RCPT, Q_SENT_GET, Q_SENT_INSERT, Q_MSG_INSERT, Q_QUEUED_ADD,
+	Q_RCPT, Q_SENT_GET, Q_SENT_INSERT, Q_MSG_INSERT, Q_QUEUED,
 	Q_MSGS_FETCH, Q_MSG_ACK, Q_MSGS_DELETE_USER, Q_SENT_DELETE_USER,
 	Q_MSGS_SWEEP, Q_SENT_SWEEP,
 	Q_POST_INSERT, Q_POST_TRIM, Q_POSTS_FETCH,
@@ -124,14 +137,14 @@ static const char *const sql[Q_COUNT] = {
 	[Q_SESS_DELETE] = "DELETE FROM sessions WHERE hash = ?1",
 	[Q_SESS_DELETE_USER] = "DELETE FROM sessions WHERE user_id = ?1",
 	[Q_SESS_SWEEP] = "DELETE FROM sessions WHERE expires <= ?1",
-	[Q_RCPT] = "SELECT id, ik_hash, queued FROM users WHERE name = ?1",
+	[Q_RCPT] = "SELECT id, ik_hash FROM users WHERE name = ?1",
 	[Q_SENT_GET] = "SELECT msg_id FROM sent"
 		" WHERE sender = ?1 AND client_id = ?2",
 	[Q_SENT_INSERT] = "INSERT INTO sent (sender, client_id, msg_id, ts)"
 		" VALUES (?1, ?2, ?3, ?4)",
 	[Q_MSG_INSERT] = "INSERT INTO messages (rcpt, sender, ts, envelope)"
 		" VALUES (?1, ?2, ?3, ?4)",
-	[Q_QUEUED_ADD] = "UPDATE users SET queued = queued + ?2 WHERE id = ?1",
+	[Q_QUEUED] = "SELECT rcpt, count(*) FROM messages GROUP BY rcpt",
 	[Q_MSGS_FETCH] = "SELECT id, sender, ts, envelope FROM messages"
 		" WHERE rcpt = ?1 ORDER BY id LIMIT ?2",
 	[Q_MSG_ACK] = "DELETE FROM messages WHERE id = ?1 AND rcpt = ?2",
@@ -165,12 +178,22 @@ struct conn {
 	struct conn *next;
 };
 
+/* A mailbox's count (open addressing on uid; 0 marks a free slot). */
+struct count {
+	int64_t uid, n;
+};
+
 struct sq_store {
 	struct st_store base;
 	char *path;
 	struct conn *w;         /* the write connection */
 	pthread_mutex_t mu;     /* guards pool */
 	struct conn *pool;      /* idle read connections */
+	/* the writer's alone, like w */
+	struct count *counts;
+	size_t ncounts, capcounts;      /* used slots, slots (a power of 2) */
+	struct count *log;              /* the transaction's changes */
+	size_t nlog, caplog, mark;      /* mark: where the savepoint began */
 };
 
 static int fault(sqlite3 *db, int rc)
@@ -195,13 +218,205 @@ static int exec(sqlite3 *db, const char *s)
 	return rc == SQLITE_OK ? 0 : fault(db, rc);
 }
 
+/*
+ * ---- the WAL's writes, gathered ----
+ *
+ * SQLite writes each WAL frame with two pwrite()s, its 24-byte header and
+ * then its page, one after the other, and syncs once at COMMIT: with every
+ * post touching pages of its own (the recipient's index entry, the sent
+ * record), that was five or six system calls a message.  The "st-wal" VFS
+ * is the default one, except that a WAL file keeps consecutive writes in a
+ * buffer and hands them to the file in one write before anything that must
+ * see them: a sync (so COMMIT still returns only once its frames are on
+ * disk), a read, a size query, a truncation, a write elsewhere, a close.
+ * Other connections read only frames a COMMIT made visible, after its sync.
+ */
+#define WAL_BUF (1u << 20)
+/* the unix VFS writes at most 128 KiB - 1 a call (it masks the length) */
+#define WAL_CHUNK 0x1f000
+
+struct wfile {
+	sqlite3_file base;
+	sqlite3_file *real;             /* the default VFS's file, after us */
+	unsigned char *buf;
+	size_t len, cap;
+	sqlite3_int64 off;              /* the file offset of buf[0] */
+};
+
+#define WF(f) ((struct wfile *)(f))
+
+static sqlite3_vfs *vfs_real;
+static sqlite3_vfs vfs_wal;
+static sqlite3_io_methods wal_io;
+
+static int wal_flush(sqlite3_file *f)
+{
+	struct wfile *w = WF(f);
+	int rc = SQLITE_OK;
+
+	for (size_t i = 0, n; rc == SQLITE_OK && i < w->len; i += n) {
+		n = w->len - i < WAL_CHUNK ? w->len - i : WAL_CHUNK;
+		rc = w->real->pMethods->xWrite(w->real, w->buf + i, (int)n,
+		                               w->off + (sqlite3_int64)i);
+	}
+	w->len = 0;
+	return rc;
+}
+
+static int wal_close(sqlite3_file *f)
+{
+	int rc = wal_flush(f), rc2 = WF(f)->real->pMethods->xClose(WF(f)->real);
+
+	free(WF(f)->buf);
+	WF(f)->buf = NULL;
+	return rc != SQLITE_OK ? rc : rc2;
+}
+
+static int wal_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
+{
+	int rc = wal_flush(f);
+
+	return rc != SQLITE_OK ? rc :
+	       WF(f)->real->pMethods->xRead(WF(f)->real, p, n, off);
+}
+
+static int wal_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
+{
+	struct wfile *w = WF(f);
+	int rc;
+
+	if (w->len && (off != w->off + (sqlite3_int64)w->len ||
+	               w->len + (size_t)n > WAL_BUF) &&
+	    (rc = wal_flush(f)) != SQLITE_OK)
+		return rc;
+	if ((size_t)n > WAL_CHUNK)
+		return w->real->pMethods->xWrite(w->real, p, n, off);
+	if (!w->len)
+		w->off = off;
+	if (w->len + (size_t)n > w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 64 * 1024;
+		while (w->cap < w->len + (size_t)n)
+			w->cap *= 2;
+		w->buf = st_realloc(w->buf, w->cap);
+	}
+	memcpy(w->buf + w->len, p, (size_t)n);
+	w->len += (size_t)n;
+	return SQLITE_OK;
+}
+
+static int wal_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	int rc = wal_flush(f);
+
+	return rc != SQLITE_OK ? rc :
+	       WF(f)->real->pMethods->xTruncate(WF(f)->real, size);
+}
+
+static int wal_sync(sqlite3_file *f, int flags)
+{
+	int rc = wal_flush(f);
+
+	return rc != SQLITE_OK ? rc :
+	       WF(f)->real->pMethods->xSync(WF(f)->real, flags);
+}
+
+static int wal_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	int rc = wal_flush(f);
+
+	return rc != SQLITE_OK ? rc :
+	       WF(f)->real->pMethods->xFileSize(WF(f)->real, size);
+}
+
+static int wal_lock(sqlite3_file *f, int l)
+{
+	return WF(f)->real->pMethods->xLock(WF(f)->real, l);
+}
+
+static int wal_unlock(sqlite3_file *f, int l)
+{
+	return WF(f)->real->pMethods->xUnlock(WF(f)->real, l);
+}
+
+static int wal_reserved(sqlite3_file *f, int *out)
+{
+	return WF(f)->real->pMethods->xCheckReservedLock(WF(f)->real, out);
+}
+
+static int wal_control(sqlite3_file *f, int op, void *arg)
+{
+	int rc = wal_flush(f);
+
+	return rc != SQLITE_OK ? rc :
+	       WF(f)->real->pMethods->xFileControl(WF(f)->real, op, arg);
+}
+
+static int wal_sector(sqlite3_file *f)
+{
+	return WF(f)->real->pMethods->xSectorSize(WF(f)->real);
+}
+
+static int wal_device(sqlite3_file *f)
+{
+	return WF(f)->real->pMethods->xDeviceCharacteristics(WF(f)->real);
+}
+
+/* A WAL file gets the buffer; any other file is the default VFS's own. */
+static int wal_open(sqlite3_vfs *v, const char *name, sqlite3_file *f,
+                    int flags, int *out)
+{
+	struct wfile *w = WF(f);
+	int rc;
+
+	if (!(flags & SQLITE_OPEN_WAL))
+		return vfs_real->xOpen(vfs_real, name, f, flags, out);
+	memset(w, 0, sizeof(*w));
+	w->real = (sqlite3_file *)(w + 1);
+	rc = vfs_real->xOpen(vfs_real, name, w->real, flags, out);
+	if (rc == SQLITE_OK && w->real->pMethods)
+		w->base.pMethods = &wal_io;
+	return rc;
+}
+
+static void vfs_init(void)
+{
+	if (!(vfs_real = sqlite3_vfs_find(NULL)))
+		return;
+	vfs_wal = *vfs_real;
+	vfs_wal.szOsFile = (int)sizeof(struct wfile) + vfs_real->szOsFile;
+	vfs_wal.zName = "st-wal";
+	vfs_wal.pNext = NULL;
+	vfs_wal.xOpen = wal_open;
+	wal_io = (sqlite3_io_methods){
+		.iVersion = 1,
+		.xClose = wal_close,
+		.xRead = wal_read,
+		.xWrite = wal_write,
+		.xTruncate = wal_truncate,
+		.xSync = wal_sync,
+		.xFileSize = wal_size,
+		.xLock = wal_lock,
+		.xUnlock = wal_unlock,
+		.xCheckReservedLock = wal_reserved,
+		.xFileControl = wal_control,
+		.xSectorSize = wal_sector,
+		.xDeviceCharacteristics = wal_device,
+	};
+	if (sqlite3_vfs_register(&vfs_wal, 0) != SQLITE_OK)
+		vfs_real = NULL;
+}
+
+static pthread_once_t vfs_once = PTHREAD_ONCE_INIT;
+
 static struct conn *conn_open(const char *path, int writer)
 {
 	struct conn *c = st_calloc(1, sizeof(*c));
 	int rc;
 
+	pthread_once(&vfs_once, vfs_init);
 	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE |
-	                     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	                     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                     vfs_real ? "st-wal" : NULL);
 	if (rc != SQLITE_OK) {
 		st_error(ST_EX_CANTCREAT, "cannot open database %s: %s", path,
 		         c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -247,6 +462,116 @@ static sqlite3_stmt *prep(struct conn *c, enum q q)
 	return c->q[q];
 }
 
+/* Run a statement that returns no rows. */
+static int step_done(struct conn *c, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return ST_STORE_ID_REUSED;
+	return fault(c->db, rc);
+}
+
+/* Step once: 1 for a row, 0 when done (the statement is reset), -1. */
+static int step_row(struct conn *c, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fault(c->db, rc);
+}
+
+/* ---- mailbox counters ---- */
+
+static struct count *slot(struct count *t, size_t cap, int64_t uid)
+{
+	uint64_t h = (uint64_t)uid * 0x9e3779b97f4a7c15ULL;
+	size_t i = (size_t)(h ^ h >> 32) & (cap - 1);
+
+	while (t[i].uid && t[i].uid != uid)
+		i = (i + 1) & (cap - 1);
+	return &t[i];
+}
+
+static int64_t queued(struct st_store *s, int64_t uid)
+{
+	return SQ(s)->capcounts ?
+	       slot(SQ(s)->counts, SQ(s)->capcounts, uid)->n : 0;
+}
+
+static void counts_grow(struct st_store *s)
+{
+	size_t cap = SQ(s)->capcounts ? SQ(s)->capcounts * 2 : 1024;
+	struct count *t = st_calloc(cap, sizeof(*t));
+
+	for (size_t i = 0; i < SQ(s)->capcounts; i++)
+		if (SQ(s)->counts[i].uid)
+			*slot(t, cap, SQ(s)->counts[i].uid) = SQ(s)->counts[i];
+	free(SQ(s)->counts);
+	SQ(s)->counts = t;
+	SQ(s)->capcounts = cap;
+}
+
+static void counts_add(struct st_store *s, int64_t uid, int64_t n)
+{
+	struct count *c;
+
+	if (2 * (SQ(s)->ncounts + 1) > SQ(s)->capcounts)
+		counts_grow(s);
+	c = slot(SQ(s)->counts, SQ(s)->capcounts, uid);
+	if (!c->uid) {
+		c->uid = uid;
+		SQ(s)->ncounts++;
+	}
+	c->n += n;
+}
+
+/* Add n to uid's count; logged when inside a transaction. */
+static void count(struct st_store *s, int64_t uid, int64_t n)
+{
+	struct sq_store *q = SQ(s);
+
+	if (!n)
+		return;
+	counts_add(s, uid, n);
+	if (sqlite3_get_autocommit(q->w->db))
+		return;
+	if (q->nlog == q->caplog) {
+		q->caplog = q->caplog ? q->caplog * 2 : 64;
+		q->log = st_realloc(q->log, q->caplog * sizeof(*q->log));
+	}
+	q->log[q->nlog].uid = uid;
+	q->log[q->nlog++].n = n;
+}
+
+/* Take back the logged changes after the first n. */
+static void counts_undo(struct st_store *s, size_t n)
+{
+	while (SQ(s)->nlog > n) {
+		struct count *d = &SQ(s)->log[--SQ(s)->nlog];
+
+		counts_add(s, d->uid, -d->n);
+	}
+}
+
+static int counts_load(struct st_store *s)
+{
+	sqlite3_stmt *st = prep(SQ(s)->w, Q_QUEUED);
+	int rc;
+
+	if (!st)
+		return -1;
+	while ((rc = step_row(SQ(s)->w, st)) == 1)
+		counts_add(s, sqlite3_column_int64(st, 0),
+		           sqlite3_column_int64(st, 1));
+	return rc;
+}
+
 static const struct st_store_ops sq_ops;
 
 struct st_store *st_store_sqlite_open(const char *path)
@@ -267,14 +592,23 @@ struct st_store *st_store_sqlite_open(const char *path)
 		sqlite3_finalize(st);
 	}
 	if (ver == 0 && (exec(SQ(s)->w->db, schema) < 0 ||
-	                 exec(SQ(s)->w->db, "PRAGMA user_version=1") < 0))
+	                 exec(SQ(s)->w->db, "PRAGMA user_version=2") < 0))
 		goto fail;
 	if (ver == 0)
 		ver = SCHEMA_VERSION;
+	if (ver == 1) {
+		if (exec(SQ(s)->w->db, migrate_2) < 0) {
+			sqlite3_exec(SQ(s)->w->db, "ROLLBACK", NULL, NULL, NULL);
+			goto fail;
+		}
+		ver = 2;
+	}
 	if (ver != SCHEMA_VERSION) {
 		st_error(ST_EX_CONFIG, "%s: unknown schema version %d", path, ver);
 		goto fail;
 	}
+	if (counts_load(s) < 0)
+		goto fail;
 	return s;
 fail:
 	st_store_close(s);
@@ -294,6 +628,8 @@ static void sq_close(struct st_store *s)
 	if (SQ(s)->w)
 		conn_close(SQ(s)->w);
 	pthread_mutex_destroy(&SQ(s)->mu);
+	free(SQ(s)->counts);
+	free(SQ(s)->log);
 	free(SQ(s)->path);
 	free(s);
 }
@@ -319,30 +655,6 @@ static void rd_put(struct st_store *s, struct conn *c)
 	pthread_mutex_unlock(&SQ(s)->mu);
 }
 
-/* Run a statement that returns no rows. */
-static int step_done(struct conn *c, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE)
-		return 0;
-	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		return ST_STORE_ID_REUSED;
-	return fault(c->db, rc);
-}
-
-/* Step once: 1 for a row, 0 when done (the statement is reset), -1. */
-static int step_row(struct conn *c, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	if (rc == SQLITE_ROW)
-		return 1;
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : fault(c->db, rc);
-}
-
 static int run(struct conn *c, enum q q)
 {
 	sqlite3_stmt *st = prep(c, q);
@@ -364,22 +676,31 @@ static int col_blob(sqlite3_stmt *st, int i, void *out, size_t n)
 
 static int sq_begin(struct st_store *s)
 {
+	SQ(s)->nlog = SQ(s)->mark = 0;
 	return run(SQ(s)->w, Q_BEGIN);
 }
 
+/* A failed COMMIT is followed by sq_rollback(), which takes the log back. */
 static int sq_commit(struct st_store *s)
 {
-	return run(SQ(s)->w, Q_COMMIT);
+	if (run(SQ(s)->w, Q_COMMIT) < 0)
+		return -1;
+	SQ(s)->nlog = SQ(s)->mark = 0;
+	return 0;
 }
 
+/* The counts go back even when SQLite rolled back on its own. */
 static void sq_rollback(struct st_store *s)
 {
+	counts_undo(s, 0);
+	SQ(s)->mark = 0;
 	if (!sqlite3_get_autocommit(SQ(s)->w->db))
 		run(SQ(s)->w, Q_ROLLBACK);
 }
 
 static int sq_save(struct st_store *s)
 {
+	SQ(s)->mark = SQ(s)->nlog;
 	return run(SQ(s)->w, Q_SAVE);
 }
 
@@ -390,6 +711,7 @@ static int sq_release(struct st_store *s)
 
 static int sq_undo(struct st_store *s)
 {
+	counts_undo(s, SQ(s)->mark);
 	return run(SQ(s)->w, Q_UNDO) < 0 ? -1 : run(SQ(s)->w, Q_RELEASE);
 }
 
@@ -545,6 +867,7 @@ static int sq_user_delete(struct st_store *s, int64_t uid)
 	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
 		if (by_uid(SQ(s)->w, qs[i], uid) != 0)
 			return -1;
+	count(s, uid, -queued(s, uid));
 	return 0;
 }
 
@@ -777,9 +1100,10 @@ static int sent_get(struct conn *c, int64_t sender, const unsigned char id[16],
 	return rc;
 }
 
-static int rcpt_check(struct conn *c, const struct st_store_msg *m,
+static int rcpt_check(struct st_store *s, const struct st_store_msg *m,
                       int64_t max, int64_t *uid)
 {
+	struct conn *c = SQ(s)->w;
 	sqlite3_stmt *st = prep(c, Q_RCPT);
 	int rc;
 
@@ -792,7 +1116,7 @@ static int rcpt_check(struct conn *c, const struct st_store_msg *m,
 	if (sqlite3_column_bytes(st, 1) != 16 ||
 	    memcmp(sqlite3_column_blob(st, 1), m->to_ik, 16))
 		rc = ST_STORE_IDENTITY;
-	else if (sqlite3_column_int64(st, 2) >= max)
+	else if (queued(s, *uid) >= max)
 		rc = ST_STORE_FULL;
 	else
 		rc = 0;
@@ -800,9 +1124,10 @@ static int rcpt_check(struct conn *c, const struct st_store_msg *m,
 	return rc;
 }
 
-static int msg_insert(struct conn *c, int64_t sender, const char *from,
+static int msg_insert(struct st_store *s, int64_t sender, const char *from,
                       struct st_store_msg *m, int64_t now)
 {
+	struct conn *c = SQ(s)->w;
 	sqlite3_stmt *st = prep(c, Q_MSG_INSERT);
 
 	if (!st)
@@ -820,11 +1145,10 @@ static int msg_insert(struct conn *c, int64_t sender, const char *from,
 	BIND_BLOB(st, 2, m->client_id, 16);
 	sqlite3_bind_int64(st, 3, m->id);
 	sqlite3_bind_int64(st, 4, now);
-	if (step_done(c, st) != 0 || !(st = prep(c, Q_QUEUED_ADD)))
+	if (step_done(c, st) != 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, m->rcpt);
-	sqlite3_bind_int64(st, 2, 1);
-	return step_done(c, st) == 0 ? 0 : -1;
+	count(s, m->rcpt, 1);
+	return 0;
 }
 
 static int sq_msgs_post(struct st_store *s, int64_t sender,
@@ -842,11 +1166,11 @@ static int sq_msgs_post(struct st_store *s, int64_t sender,
 			return -1;
 		if (rc == 1)
 			continue;
-		if ((rc = rcpt_check(c, &m[i], mailbox_max, &m[i].rcpt)) != 0) {
+		if ((rc = rcpt_check(s, &m[i], mailbox_max, &m[i].rcpt)) != 0) {
 			*failed = i;
 			return rc;
 		}
-		if (msg_insert(c, sender, sender_name, &m[i], now) < 0)
+		if (msg_insert(s, sender, sender_name, &m[i], now) < 0)
 			return -1;
 	}
 	return 0;
@@ -898,13 +1222,8 @@ static int sq_msgs_ack(struct st_store *s, int64_t uid, const int64_t *ids,
 			return -1;
 		gone += sqlite3_changes(c->db);
 	}
-	if (!gone)
-		return 0;
-	if (!(st = prep(c, Q_QUEUED_ADD)))
-		return -1;
-	sqlite3_bind_int64(st, 1, uid);
-	sqlite3_bind_int64(st, 2, -gone);
-	return step_done(c, st) == 0 ? (int)gone : -1;
+	count(s, uid, -gone);
+	return (int)gone;
 }
 
 /* ---- channels ---- */
@@ -1029,13 +1348,14 @@ static int sq_blob_get(struct st_store *s, const char *id, int64_t not_before,
 
 /* ---- upkeep ---- */
 
-static int sweep_messages(struct conn *c, int64_t cutoff)
+static int sweep_messages(struct st_store *s, int64_t cutoff)
 {
-	sqlite3_stmt *st = prep(c, Q_MSGS_SWEEP), *up = prep(c, Q_QUEUED_ADD);
+	struct conn *c = SQ(s)->w;
+	sqlite3_stmt *st = prep(c, Q_MSGS_SWEEP);
 	int64_t rcpt[SWEEP_BATCH];
 	int rc = 0, n = 0;
 
-	if (!st || !up)
+	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, cutoff);
 	sqlite3_bind_int(st, 2, SWEEP_BATCH);
@@ -1045,12 +1365,8 @@ static int sweep_messages(struct conn *c, int64_t cutoff)
 		sqlite3_reset(st);
 	if (rc < 0)
 		return -1;
-	for (int i = 0; i < n; i++) {
-		sqlite3_bind_int64(up, 1, rcpt[i]);
-		sqlite3_bind_int64(up, 2, -1);
-		if (step_done(c, up) != 0)
-			return -1;
-	}
+	for (int i = 0; i < n; i++)
+		count(s, rcpt[i], -1);
 	return n;
 }
 
@@ -1078,7 +1394,7 @@ static int sq_sweep(struct st_store *s, int64_t now, int64_t cutoff,
 	sqlite3_stmt *st;
 	int n, total = 0;
 
-	if ((n = sweep_messages(c, cutoff)) < 0)
+	if ((n = sweep_messages(s, cutoff)) < 0)
 		return -1;
 	total += n;
 	if ((n = sweep_blobs(c, cutoff, fn, ctx)) < 0)

@@ -728,6 +728,28 @@ xlogin() {
 	[ "$("$TK" get messages <"$OUT" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ]
 }
 
+@test "mailbox cap: exact after a refused batch, a restart and an ack" {
+	relay --mailbox-max 2 --no-rate-limits
+	register alice
+	register bob
+	ta=$(login alice)
+	tb=$(login bob)
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 1)]}"
+	# bob's entry is undone with the batch that failed on carol
+	expect 404 unknown_user -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 2),{\"to\":\"carol\",\"to_ik\":\"$(toik bob)\",\"client_id\":\"$(cid 3)\",\"envelope\":{\"v\":1}}]}"
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 2)]}"
+	expect 507 mailbox_full -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 4)]}"
+	# counted again from the messages at start
+	stop_relay
+	relay --mailbox-max 2 --no-rate-limits
+	expect 507 mailbox_full -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 4)]}"
+	expect 200 -- GET /v1/messages "$tb"
+	a=$(jget messages.0.id)
+	expect 204 -- POST /v1/messages/ack "$tb" "{\"ids\":[\"$a\"]}"
+	expect 201 -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 4)]}"
+	expect 507 mailbox_full -- POST /v1/messages "$ta" "{\"messages\":[$(entry bob 5)]}"
+}
+
 # ---- channels ----
 
 @test "channels: post, read after a cursor, long poll, retention" {

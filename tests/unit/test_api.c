@@ -16,7 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "../../server/api.h"
+#include "../../server/store_impl.h"
 
 struct fx {
 	char dir[64];
@@ -450,6 +453,217 @@ static void channels(void **state)
 	st_json_free(g);
 }
 
+/* A user made in the store directly (the store checks no signature). */
+static int64_t store_user(struct st_store *s, const char *name,
+                          unsigned char to_ik[16])
+{
+	struct st_store_user u;
+	struct st_store_spk spk;
+	unsigned char h[32];
+
+	memset(&u, 0, sizeof(u));
+	memset(&spk, 0, sizeof(spk));
+	snprintf(u.name, sizeof(u.name), "%s", name);
+	memset(u.ik.ed25519, name[0], sizeof(u.ik.ed25519));
+	spk.id = 1;
+	assert_int_equal(st_store_begin(s), 0);
+	assert_int_equal(st_store_user_create(s, &u, &spk, NULL, 0), 0);
+	assert_int_equal(st_store_commit(s), 0);
+	st_store_ik_hash(&u.ik, h);
+	memcpy(to_ik, h, 16);
+	return u.id;
+}
+
+/* One entry from sender to name: the store's answer. */
+static int post_raw(struct st_store *s, int64_t sender, const char *to,
+                    const unsigned char to_ik[16], int cid, int64_t *id)
+{
+	struct st_store_msg m;
+	size_t bad = 0;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	m.to = to;
+	memcpy(m.to_ik, to_ik, 16);
+	m.client_id[15] = (unsigned char)cid;
+	m.envelope = "{\"v\":1}";
+	m.envlen = strlen(m.envelope);
+	rc = st_store_msgs_post(s, sender, "alice", &m, 1, st_now_ms(), 3, &bad);
+	if (id)
+		*id = m.id;
+	return rc;
+}
+
+/* The same as a job of a batch: under a savepoint, undone when refused. */
+static int store_post(struct st_store *s, int64_t sender, const char *to,
+                      const unsigned char to_ik[16], int cid, int64_t *id)
+{
+	int rc;
+
+	assert_int_equal(st_store_save(s), 0);
+	rc = post_raw(s, sender, to, to_ik, cid, id);
+	if (rc == 0)
+		assert_int_equal(st_store_release(s), 0);
+	else
+		assert_int_equal(st_store_undo(s), 0);
+	return rc;
+}
+
+/* The same in a transaction of its own. */
+static int post_commit(struct st_store *s, int64_t sender, const char *to,
+                       const unsigned char to_ik[16], int cid, int64_t *id)
+{
+	int rc;
+
+	assert_int_equal(st_store_begin(s), 0);
+	rc = store_post(s, sender, to, to_ik, cid, id);
+	assert_int_equal(st_store_commit(s), 0);
+	return rc;
+}
+
+static struct st_store *reopen(struct fx *f)
+{
+	st_store_close(f->s);
+	f->s = f->a.store = st_store_open(f->db);
+	assert_non_null(f->s);
+	return f->s;
+}
+
+/*
+ * The mailbox cap (3 here) counts exactly through a savepoint undone, a
+ * transaction rolled back, acks, a restart, expiry and account deletion.
+ */
+static void mailbox_cap(void **state)
+{
+	struct fx *f = *state;
+	struct st_store *s = f->s;
+	unsigned char ik_a[16], ik_b[16];
+	int64_t a, b, id[3];
+	sqlite3 *db;
+
+	a = store_user(s, "alice", ik_a);
+	b = store_user(s, "bob", ik_b);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 1, &id[0]), 0);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 2, &id[1]), 0);
+	/* a job undone, then a whole batch lost: bob still has 2 */
+	assert_int_equal(st_store_begin(s), 0);
+	assert_int_equal(st_store_save(s), 0);
+	assert_int_equal(post_raw(s, a, "bob", ik_b, 3, NULL), 0);
+	assert_int_equal(st_store_undo(s), 0);
+	assert_int_equal(store_post(s, a, "bob", ik_b, 3, NULL), 0);
+	assert_int_equal(store_post(s, a, "bob", ik_b, 4, NULL), ST_STORE_FULL);
+	st_store_rollback(s);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 3, &id[2]), 0);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 4, NULL), ST_STORE_FULL);
+	/* a repeat is answered even with the mailbox full */
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 3, &id[0]), 0);
+	assert_int_equal(id[0], id[2]);
+	/* counted again at open */
+	s = reopen(f);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 4, NULL), ST_STORE_FULL);
+	assert_int_equal(post_commit(s, b, "alice", ik_a, 1, NULL), 0);
+	/* an ack makes room for one */
+	assert_int_equal(st_store_begin(s), 0);
+	assert_int_equal(st_store_msgs_ack(s, b, &id[2], 1), 1);
+	assert_int_equal(st_store_commit(s), 0);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 4, NULL), 0);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 5, NULL), ST_STORE_FULL);
+	/* everything expires (sent records too): room for 3 again */
+	assert_int_equal(st_store_begin(s), 0);
+	assert_true(st_store_sweep(s, st_now_ms(), st_now_ms() + 1000, NULL,
+	                           NULL) >= 4);
+	assert_int_equal(st_store_commit(s), 0);
+	for (int i = 1; i <= 3; i++)
+		assert_int_equal(post_commit(s, a, "bob", ik_b, i, NULL), 0);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 4, NULL), ST_STORE_FULL);
+	/* a deletion rolled back leaves bob full; one committed frees all */
+	assert_int_equal(st_store_begin(s), 0);
+	assert_int_equal(st_store_user_delete(s, b), 0);
+	st_store_rollback(s);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 4, NULL), ST_STORE_FULL);
+	assert_int_equal(st_store_begin(s), 0);
+	assert_int_equal(st_store_user_delete(s, b), 0);
+	assert_int_equal(st_store_commit(s), 0);
+	/* (alice's client ids 1 to 3 went to the old bob: repeats) */
+	b = store_user(s, "bob", ik_b);
+	for (int i = 11; i <= 13; i++)
+		assert_int_equal(post_commit(s, a, "bob", ik_b, i, NULL), 0);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 14, NULL), ST_STORE_FULL);
+	/* a version 1 database (counts in users.queued) is migrated */
+	st_store_close(s);
+	f->s = f->a.store = NULL;
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "ALTER TABLE users ADD COLUMN queued"
+	                              " INTEGER NOT NULL DEFAULT 0;"
+	                              "PRAGMA user_version=1", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	s = reopen(f);
+	assert_int_equal(post_commit(s, a, "bob", ik_b, 14, NULL), ST_STORE_FULL);
+	assert_int_equal(post_commit(s, b, "alice", ik_a, 2, NULL), 0);
+}
+
+struct bigs {
+	size_t n, len;
+	int bad;
+};
+
+static int big_row(void *ctx, int64_t id, const char *from, int64_t ts,
+                   const char *env, size_t len)
+{
+	struct bigs *b = ctx;
+
+	if (len != b->len || env[len / 2] != 'a' + (char)(b->n % 26))
+		b->bad++;
+	b->n++;
+	return 0;
+}
+
+/*
+ * One transaction of 6 MiB of messages: the WAL's gathered writes pass
+ * their 1 MiB buffer and the unix VFS's largest write, a checkpoint reads
+ * them back, and every message comes back whole, before and after a
+ * reopen.
+ */
+static void wal_writes(void **state)
+{
+	struct fx *f = *state;
+	struct st_store *s = f->s;
+	unsigned char ik_a[16], ik_b[16];
+	struct st_store_msg m;
+	struct bigs got = { 0, 20000, 0 };
+	char *env = st_malloc(got.len + 1);
+	int64_t a, b;
+	size_t bad;
+
+	a = store_user(s, "alice", ik_a);
+	b = store_user(s, "bob", ik_b);
+	assert_int_equal(st_store_begin(s), 0);
+	for (int i = 0; i < 300; i++) {
+		memset(env, 'a' + i % 26, got.len);
+		memcpy(env, "{\"x\":\"", 6);
+		memcpy(env + got.len - 2, "\"}", 2);
+		env[got.len] = '\0';
+		memset(&m, 0, sizeof(m));
+		m.to = "bob";
+		memcpy(m.to_ik, ik_b, 16);
+		m.client_id[14] = (unsigned char)(i >> 8);
+		m.client_id[15] = (unsigned char)i;
+		m.envelope = env;
+		m.envlen = got.len;
+		assert_int_equal(st_store_msgs_post(s, a, "alice", &m, 1,
+		                                    st_now_ms(), 1000, &bad), 0);
+	}
+	assert_int_equal(st_store_commit(s), 0);
+	assert_int_equal(st_store_msgs_fetch(s, b, 500, big_row, &got), 300);
+	assert_int_equal(got.bad, 0);
+	s = reopen(f);
+	got.n = 0;
+	assert_int_equal(st_store_msgs_fetch(s, b, 500, big_row, &got), 300);
+	assert_int_equal(got.bad, 0);
+	free(env);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,6 +674,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(long_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(channels, setup, teardown),
+		cmocka_unit_test_setup_teardown(mailbox_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(wal_writes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
