@@ -48,6 +48,144 @@ int st_json_depth_ok(const char *buf, size_t len, int maxdepth)
 	return 0;
 }
 
+/* ---- raw views of accepted text ---- */
+
+static const char *ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static int ws_char(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Past the closing quote of the string whose text starts at p. */
+static const char *str_end(const char *p, const char *e)
+{
+	const char *q;
+
+	while ((q = memchr(p, '"', (size_t)(e - p)))) {
+		const char *b = q;
+
+		/* escaped when an odd number of backslashes come before it */
+		while (b > p && b[-1] == '\\')
+			b--;
+		if ((q - b) % 2 == 0)
+			return q + 1;
+		p = q + 1;
+	}
+	return NULL;
+}
+
+const char *st_json_raw_end(const char *p, const char *e, int *loose)
+{
+	int depth = 0;
+
+	p = ws(p, e);
+	do {
+		if (p >= e)
+			return NULL;
+		switch (*p) {
+		case '"':
+			if (!(p = str_end(p + 1, e)))
+				return NULL;
+			break;
+		case '{':
+		case '[':
+			depth++;
+			p++;
+			break;
+		case '}':
+		case ']':
+			if (--depth < 0)
+				return NULL;
+			p++;
+			break;
+		case ',':
+		case ':':
+			p++;
+			break;
+		case ' ':
+		case '\t':
+		case '\n':
+		case '\r':
+			*loose = 1;
+			p++;
+			break;
+		default:
+			/* a number, true, false or null */
+			while (p < e && *p != ',' && *p != ']' && *p != '}' &&
+			       *p != ':' && !ws_char(*p))
+				p++;
+			break;
+		}
+	} while (depth > 0);
+	return p;
+}
+
+int st_json_raw_get(const char *p, const char *e, const char *key,
+                    const char **v)
+{
+	size_t klen = strlen(key);
+	int loose = 0;
+
+	p = ws(p, e);
+	if (p >= e || *p != '{')
+		return -1;
+	for (p = ws(p + 1, e); p < e && *p == '"'; p = ws(p + 1, e)) {
+		const char *k = ++p, *end;
+
+		while (p < e && *p != '"') {
+			/* an escaped key might be key spelled otherwise */
+			if (*p == '\\')
+				return -1;
+			p++;
+		}
+		if (p >= e)
+			return -1;
+		end = p;
+		p = ws(p + 1, e);
+		if (p >= e || *p != ':')
+			return -1;
+		p = ws(p + 1, e);
+		if ((size_t)(end - k) == klen && memcmp(k, key, klen) == 0) {
+			*v = p;
+			return 1;
+		}
+		if (!(p = st_json_raw_end(p, e, &loose)))
+			return -1;
+		p = ws(p, e);
+		if (p >= e || *p != ',')
+			break;
+	}
+	return 0;
+}
+
+int st_json_raw_items(const char *p, const char *e, const char **items,
+                      size_t n)
+{
+	size_t i = 0;
+	int loose = 0;
+
+	p = ws(p, e);
+	if (p >= e || *p != '[')
+		return -1;
+	for (p = ws(p + 1, e); p < e && *p != ']'; p = ws(p + 1, e)) {
+		if (i == n)
+			return -1;
+		items[i++] = p;
+		if (!(p = st_json_raw_end(p, e, &loose)))
+			return -1;
+		p = ws(p, e);
+		if (p >= e || *p != ',')
+			break;
+	}
+	return i == n ? 0 : -1;
+}
+
 struct st_json *st_json_parse(const char *buf, size_t len, size_t max,
                               const char *what)
 {

@@ -225,6 +225,25 @@ struct st_json *st_json_parse(const char *buf, size_t len, size_t max,
                               const char *what);
 /* Depth pre-scan alone: 0 when no deeper than maxdepth. */
 int st_json_depth_ok(const char *buf, size_t len, int maxdepth);
+/*
+ * Raw views of text that st_json_parse() accepted (valid, no duplicate
+ * keys), so that a value can be kept as it was sent instead of being
+ * encoded again; they find values, they do not check them.  p..e is the
+ * whole text or a value inside it.
+ *
+ * st_json_raw_end: the end of the value at p (leading whitespace skipped);
+ * sets *loose when the value holds whitespace outside its strings.
+ * st_json_raw_get: where the value of member key of the object at p
+ * starts: 1, 0 when there is none, -1 when a member's name before it holds
+ * an escape (it might be key spelled otherwise) or p is not an object.
+ * st_json_raw_items: where each of the n elements of the array at p
+ * starts; -1 unless it has exactly n.
+ */
+const char *st_json_raw_end(const char *p, const char *e, int *loose);
+int st_json_raw_get(const char *p, const char *e, const char *key,
+                    const char **v);
+int st_json_raw_items(const char *p, const char *e, const char **items,
+                      size_t n);
 void st_json_free(struct st_json *j);
 /* Serialise compactly with sorted-as-inserted keys; malloc'd string. */
 char *st_json_dump(const struct st_json *j);

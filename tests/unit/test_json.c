@@ -183,6 +183,94 @@ static void depth(void **state)
 	free(s);
 }
 
+/* The text of the value the raw view finds, or "" when it finds none. */
+static char *raw_member(const char *doc, const char *key, int *loose)
+{
+	const char *e = doc + strlen(doc), *v, *end;
+	int rc;
+
+	*loose = 0;
+	rc = st_json_raw_get(doc, e, key, &v);
+	if (rc != 1)
+		return st_strdup(rc == 0 ? "(none)" : "(escaped)");
+	if (!(end = st_json_raw_end(v, e, loose)))
+		return st_strdup("(cut)");
+	return st_strndup(v, (size_t)(end - v));
+}
+
+/*
+ * The raw views find each value as the text has it: strings with escaped
+ * quotes and backslashes, brackets inside strings, numbers and literals
+ * before a bracket, whitespace anywhere.  Jansson must accept every
+ * document first (the views' contract).
+ */
+static void raw_views(void **state)
+{
+	static const char doc[] =
+	    " { \"a\" : \"x\\\\\" , \"s\":\"q\\\"}]\\\\\\\"\",\"n\":-1.5e3,"
+	    "\"t\":true,\"arr\":[1,{\"k\":[null,\"]\"]},\"\\\\\"],"
+	    "\"o\":{\"p\":{\"q\":\"}\"}},\"sp\":{ \"x\" :[1 , 2]}} ";
+	static const char empty[] = "[]";
+	const char *items[3], *e = doc + sizeof(doc) - 1, *arr;
+	struct st_json *j;
+	char *v;
+	int loose;
+
+	(void)state;
+	j = st_json_parse(doc, strlen(doc), 1024, "doc");
+	assert_non_null(j);
+	st_json_free(j);
+	v = raw_member(doc, "a", &loose);
+	assert_string_equal(v, "\"x\\\\\"");
+	free(v);
+	v = raw_member(doc, "s", &loose);
+	assert_string_equal(v, "\"q\\\"}]\\\\\\\"\"");
+	free(v);
+	v = raw_member(doc, "n", &loose);
+	assert_string_equal(v, "-1.5e3");
+	free(v);
+	v = raw_member(doc, "t", &loose);
+	assert_string_equal(v, "true");
+	free(v);
+	v = raw_member(doc, "o", &loose);
+	assert_string_equal(v, "{\"p\":{\"q\":\"}\"}}");
+	assert_int_equal(loose, 0);
+	free(v);
+	v = raw_member(doc, "sp", &loose);
+	assert_string_equal(v, "{ \"x\" :[1 , 2]}");
+	assert_int_equal(loose, 1);
+	free(v);
+	v = raw_member(doc, "q", &loose);
+	assert_string_equal(v, "(none)");
+	free(v);
+	v = raw_member(doc, "arr", &loose);
+	assert_string_equal(v, "[1,{\"k\":[null,\"]\"]},\"\\\\\"]");
+	free(v);
+	/* the array's three elements, and a wrong count refused */
+	assert_int_equal(st_json_raw_get(doc, e, "arr", &arr), 1);
+	assert_int_equal(st_json_raw_items(arr, e, items, 3), 0);
+	assert_int_equal(strncmp(items[0], "1,", 2), 0);
+	assert_int_equal(strncmp(items[1], "{\"k\"", 4), 0);
+	assert_int_equal(strncmp(items[2], "\"\\\\\"]", 5), 0);
+	assert_int_equal(st_json_raw_items(arr, e, items, 2), -1);
+	assert_int_equal(st_json_raw_items(empty, empty + 2, items, 0), 0);
+	/* a name spelled with an escape might be the one asked for */
+	v = raw_member("{\"\\u0061\":1,\"b\":2}", "b", &loose);
+	assert_string_equal(v, "(escaped)");
+	free(v);
+	/* the twin: the escape after the member asked for is not reached */
+	v = raw_member("{\"b\":2,\"\\u0061\":1}", "b", &loose);
+	assert_string_equal(v, "2");
+	free(v);
+	/* not an object, and text cut short */
+	v = raw_member("[1]", "b", &loose);
+	assert_string_equal(v, "(escaped)");
+	free(v);
+	v = raw_member("{\"b\":\"abc", "b", &loose);
+	assert_string_equal(v, "(cut)");
+	free(v);
+}
+
 /* Brackets inside strings, escaped quotes included, are not nesting. */
 static void depth_ignores_strings(void **state)
 {
@@ -559,6 +647,7 @@ int main(void)
 		cmocka_unit_test(getter_b64),
 		cmocka_unit_test(build_and_dump),
 		cmocka_unit_test(jansson_frees_wiped),
+		cmocka_unit_test(raw_views),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
