@@ -80,6 +80,12 @@ void st_store_ik_hash(const struct st_identity_pub *ik,
                       unsigned char out[32]);
 
 struct st_store *st_store_sqlite_open(const char *path);
+/*
+ * For tests: wake the checkpointer every pages new WAL frames, and start
+ * the WAL again once it holds restart frames (2,000 and 16,384 otherwise).
+ * Before any write.
+ */
+void st_store_sqlite_checkpoints(struct st_store *s, int pages, int restart);
 struct st_store *st_store_pg_open(const char *url);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -728,6 +729,60 @@ static void wal_writes(void **state)
 	free(env);
 }
 
+/*
+ * Checkpoints run on a thread of their own, and the writer starts the WAL
+ * again once it is long: with small thresholds, 1,500 commits of a message
+ * each (about 35 MiB of WAL frames in all) never leave a WAL of more than
+ * a third of that, and every message is there before and after a reopen.
+ */
+static void checkpoints(void **state)
+{
+	struct fx *f = *state;
+	struct st_store *s = f->s;
+	unsigned char ik_a[16], ik_b[16];
+	struct st_store_msg m;
+	struct bigs got = { 0, 600, 0 };
+	char *env = st_malloc(got.len + 1), *wal = st_path_join(f->dir,
+	                                                     "relay.db-wal");
+	int64_t a, b;
+	off_t most = 0;
+	struct stat sb;
+	size_t bad;
+
+	st_store_sqlite_checkpoints(s, 20, 200);
+	a = store_user(s, "alice", ik_a);
+	b = store_user(s, "bob", ik_b);
+	for (int i = 0; i < 1500; i++) {
+		memset(env, 'a' + i % 26, got.len);
+		memcpy(env, "{\"x\":\"", 6);
+		memcpy(env + got.len - 2, "\"}", 2);
+		env[got.len] = '\0';
+		memset(&m, 0, sizeof(m));
+		m.to = "bob";
+		memcpy(m.to_ik, ik_b, 16);
+		m.client_id[14] = (unsigned char)(i >> 8);
+		m.client_id[15] = (unsigned char)i;
+		m.envelope = env;
+		m.envlen = got.len;
+		assert_int_equal(st_store_begin(s), 0);
+		assert_int_equal(st_store_msgs_post(s, a, "alice", &m, 1,
+		                                    st_now_ms(), 10000, &bad), 0);
+		assert_int_equal(st_store_commit(s), 0);
+		if (stat(wal, &sb) == 0 && sb.st_size > most)
+			most = sb.st_size;
+	}
+	assert_true(most > 200 * 4096);
+	assert_true(most < 12 << 20);
+	assert_int_equal(st_store_msgs_fetch(s, b, 2000, big_row, &got), 1500);
+	assert_int_equal(got.bad, 0);
+	s = reopen(f);
+	got.n = 0;
+	assert_int_equal(st_store_msgs_fetch(s, b, 2000, big_row, &got), 1500);
+	assert_int_equal(got.bad, 0);
+	free(wal);
+	free(env);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -742,6 +797,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(channels, setup, teardown),
 		cmocka_unit_test_setup_teardown(mailbox_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(wal_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(checkpoints, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
