@@ -99,6 +99,11 @@ while [ $r -le "$RUNS" ]; do
 	         /^st_relay_committed_jobs_total/ { j = $2 }
 	         END { if (c) printf "batch_mean %.1f jobs\n", j / c }' >>"$out"
 	stop "$PID"
+	# the share of this run's own ceiling: the machine's speed drifts
+	# between runs, so each ratio is taken side by side
+	awk '$1 == "hello_rate" { h = $2 } $1 == "post_rate" { p = $2 }
+	     END { if (h) printf "post_share %.4f\n", p / h }' "$out" >"$T/share"
+	cat "$T/share" >>"$out"
 	if [ -s "$T/relay.log" ] && grep -qv -e 'listening on' -e 'shutting down' "$T/relay.log"; then
 		echo "relay.sh: st-relay said:" >&2
 		grep -v -e 'listening on' -e 'shutting down' "$T/relay.log" | head -5 >&2
@@ -117,6 +122,7 @@ med() {
 }
 
 hello=$(med hello_rate)
+share=$(med post_share)
 post=$(med post_rate)
 fetch=$(med fetch_ack_rate)
 rss=$(med polls_rss_delta)
@@ -129,7 +135,7 @@ done
 
 echo
 printf '%-36s %12s %12s %8s\n' "median of $RUNS runs" measured target ratio
-awk -v h="$hello" -v p="$post" -v f="$fetch" -v rss="$rss" -v all="$rssall" \
+awk -v h="$hello" -v p="$post" -v share="$share" -v f="$fetch" -v rss="$rss" -v all="$rssall" \
     -v w="$wake" -v hp50="$(med hello_p50)" -v hp99="$(med hello_p99)" \
     -v pp50="$(med post_p50)" -v pp99="$(med post_p99)" \
     -v fp50="$(med fetch_ack_p50)" -v fp99="$(med fetch_ack_p99)" \
@@ -141,7 +147,8 @@ awk -v h="$hello" -v p="$post" -v f="$fetch" -v rss="$rss" -v all="$rssall" \
 	row("durable POST /v1/messages (msg/s)", p, ">= 20000", p / 20000, p >= 20000)
 	printf "  %-34s p50 %.2f ms, p99 %.2f ms, %s jobs a commit\n", "", pp50, pp99, batch
 	printf "  %-34s relay CPU %.1f us a message\n", "", pcpu
-	row("  ... share of the ceiling", sprintf("%.1f %%", 100 * p / h), ">= 25 %", p / h / 0.25, p / h >= 0.25)
+	row("  ... share of the ceiling", sprintf("%.1f %%", 100 * share), ">= 25 %", share / 0.25, share >= 0.25)
+	printf "  %-34s the median of each run'"'"'s posts over its own ceiling\n", ""
 	row("fetch+ack (msg/s)", f, ">= 20000", f / 20000, f >= 20000)
 	printf "  %-34s p50 %.2f ms, p99 %.2f ms (per request), relay CPU %.1f us a message\n", "", fp50, fp99, fcpu
 	row("1000 idle long polls (+MiB RSS)", rss, "<= 100", rss / 100, rss <= 100)
