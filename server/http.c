@@ -736,6 +736,22 @@ static int load_tls(struct st_http *h, const struct st_conf *c)
 	return 1;
 }
 
+int st_http_check(const struct st_conf *c)
+{
+	struct st_http h;
+	struct sockaddr_storage ss;
+	uint16_t port;
+	int rc;
+
+	if (parse_listen(c->listen, &ss, &port) < 0)
+		return -1;
+	memset(&h, 0, sizeof(h));
+	rc = load_tls(&h, c);
+	free(h.tls_cert);
+	st_free_secret(h.tls_key, h.tls_keylen);
+	return rc < 0 ? -1 : 0;
+}
+
 static void http_free(struct st_http *h)
 {
 	free(h->tls_cert);

@@ -102,6 +102,11 @@ void st_exec_run(struct st_api *api, struct st_job *job);
 /* ---- http.c: the libmicrohttpd front ---- */
 
 struct st_http;
+/*
+ * The listen address and the TLS files, checked before anything is opened
+ * or created, so that a mistyped flag leaves no database behind.
+ */
+int st_http_check(const struct st_conf *c);
 struct st_http *st_http_start(const struct st_conf *c, struct st_api *api,
                               struct st_exec *x);
 /*

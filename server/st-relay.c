@@ -258,6 +258,8 @@ int main(int argc, char **argv)
 	umask(077);
 	st_conf_defaults(&c);
 	parse(argc, argv, &c);
+	if (st_http_check(&c) < 0)
+		st_die(st_errcode(), "%s", st_errmsg());
 	if (!c.blob_dir && st_store_is_pg(c.db))
 		st_die(ST_EX_USAGE, "-d %s needs --blob-dir DIR, a directory "
 		       "every relay on that database shares", "postgresql://...");

@@ -19,8 +19,18 @@ load relay_helper
 	[ "$status" -eq 64 ]
 	run st-relay --max-blob 1X
 	[ "$status" -eq 64 ]
+	# a usage error opens nothing: no database in the working directory
+	cd "$BATS_TEST_TMPDIR"
 	run st-relay -l nonsense
 	[ "$status" -eq 64 ]
+	[[ "$output" == *"bad listen address nonsense"* ]]
+	run st-relay -l 127.0.0.1:0 --tls-cert "$BATS_TEST_TMPDIR/none.pem" \
+	    --tls-key "$BATS_TEST_TMPDIR/none.pem"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"none.pem"* ]]
+	run st-relay -l 127.0.0.1:0 --tls-cert x.pem
+	[ "$status" -eq 64 ]
+	[ -z "$(ls -A "$BATS_TEST_TMPDIR")" ]
 }
 
 @test "health, unknown routes, 405 with Allow, HEAD" {
