@@ -330,6 +330,15 @@ static void bundle(void **state)
 	st_json_free(g);
 }
 
+/* Bob registered with his golden keys and logged in: his token. */
+static char *golden_bob(struct fx *f, struct st_json *g, const char **bob_ik)
+{
+	assert_int_equal(register_golden(f, g, "bob", "bob", "bob-password"), 201);
+	assert_int_equal(st_json_as_str(at(g, "identity", "bob", "to_ik"),
+	                                bob_ik, NULL), 0);
+	return login(f, "bob", "bob-password");
+}
+
 static void messages(void **state)
 {
 	struct fx *f = *state;
@@ -339,10 +348,7 @@ static void messages(void **state)
 
 	if (!g)
 		skip();
-	assert_int_equal(register_golden(f, g, "bob", "bob", "bob-password"), 201);
-	tok = login(f, "bob", "bob-password");
-	assert_int_equal(st_json_as_str(at(g, "identity", "bob", "to_ik"),
-	                                &bob_ik, NULL), 0);
+	tok = golden_bob(f, g, &bob_ik);
 	assert_int_equal(st_json_as_str(at(g, "identity", "alice", "to_ik"),
 	                                &alice_ik, NULL), 0);
 	/* to bob (himself) with the wrong to_ik: refused, nothing stored */
@@ -428,10 +434,7 @@ static void envelope_as_sent(void **state)
 
 	if (!g)
 		skip();
-	assert_int_equal(register_golden(f, g, "bob", "bob", "bob-password"), 201);
-	tok = login(f, "bob", "bob-password");
-	assert_int_equal(st_json_as_str(at(g, "identity", "bob", "to_ik"),
-	                                &bob_ik, NULL), 0);
+	tok = golden_bob(f, g, &bob_ik);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(body, sizeof(body), "{\"messages\":[{\"to\":\"bob\","
 		         "\"to_ik\":\"%s\",\"client_id\":\"%032zx\",%s}]}",
@@ -685,47 +688,66 @@ static int big_row(void *ctx, int64_t id, const char *from, int64_t ts,
 }
 
 /*
+ * Alice posts bob message i: an envelope of len bytes whose text is the
+ * letter big_row() expects of it.
+ */
+static void post_big(struct st_store *s, int64_t alice,
+                     const unsigned char bob_ik[16], char *env, size_t len,
+                     int i)
+{
+	struct st_store_msg m;
+	size_t bad;
+
+	memset(env, 'a' + i % 26, len);
+	memcpy(env, "{\"x\":\"", 6);
+	memcpy(env + len - 2, "\"}", 2);
+	env[len] = '\0';
+	memset(&m, 0, sizeof(m));
+	m.to = "bob";
+	memcpy(m.to_ik, bob_ik, 16);
+	m.client_id[14] = (unsigned char)(i >> 8);
+	m.client_id[15] = (unsigned char)i;
+	m.envelope = env;
+	m.envlen = len;
+	assert_int_equal(st_store_msgs_post(s, alice, "alice", &m, 1,
+	                                    st_now_ms(), 10000, &bad), 0);
+}
+
+/*
  * One transaction of 6 MiB of messages: the WAL's gathered writes pass
  * their 1 MiB buffer and the unix VFS's largest write, a checkpoint reads
  * them back, and every message comes back whole, before and after a
  * reopen.
  */
+/* Bob's n messages are all there, whole, before and after a reopen. */
+static void all_there(struct fx *f, int64_t bob, struct bigs *got, size_t n)
+{
+	assert_int_equal(st_store_msgs_fetch(f->s, bob, (int)n + 1, big_row,
+	                                     got), (int)n);
+	assert_int_equal(got->bad, 0);
+	reopen(f);
+	got->n = 0;
+	assert_int_equal(st_store_msgs_fetch(f->s, bob, (int)n + 1, big_row,
+	                                     got), (int)n);
+	assert_int_equal(got->bad, 0);
+}
+
 static void wal_writes(void **state)
 {
 	struct fx *f = *state;
 	struct st_store *s = f->s;
 	unsigned char ik_a[16], ik_b[16];
-	struct st_store_msg m;
 	struct bigs got = { 0, 20000, 0 };
 	char *env = st_malloc(got.len + 1);
 	int64_t a, b;
-	size_t bad;
 
 	a = store_user(s, "alice", ik_a);
 	b = store_user(s, "bob", ik_b);
 	assert_int_equal(st_store_begin(s), 0);
-	for (int i = 0; i < 300; i++) {
-		memset(env, 'a' + i % 26, got.len);
-		memcpy(env, "{\"x\":\"", 6);
-		memcpy(env + got.len - 2, "\"}", 2);
-		env[got.len] = '\0';
-		memset(&m, 0, sizeof(m));
-		m.to = "bob";
-		memcpy(m.to_ik, ik_b, 16);
-		m.client_id[14] = (unsigned char)(i >> 8);
-		m.client_id[15] = (unsigned char)i;
-		m.envelope = env;
-		m.envlen = got.len;
-		assert_int_equal(st_store_msgs_post(s, a, "alice", &m, 1,
-		                                    st_now_ms(), 1000, &bad), 0);
-	}
+	for (int i = 0; i < 300; i++)
+		post_big(s, a, ik_b, env, got.len, i);
 	assert_int_equal(st_store_commit(s), 0);
-	assert_int_equal(st_store_msgs_fetch(s, b, 500, big_row, &got), 300);
-	assert_int_equal(got.bad, 0);
-	s = reopen(f);
-	got.n = 0;
-	assert_int_equal(st_store_msgs_fetch(s, b, 500, big_row, &got), 300);
-	assert_int_equal(got.bad, 0);
+	all_there(f, b, &got, 300);
 	free(env);
 }
 
@@ -740,45 +762,26 @@ static void checkpoints(void **state)
 	struct fx *f = *state;
 	struct st_store *s = f->s;
 	unsigned char ik_a[16], ik_b[16];
-	struct st_store_msg m;
 	struct bigs got = { 0, 600, 0 };
 	char *env = st_malloc(got.len + 1), *wal = st_path_join(f->dir,
 	                                                     "relay.db-wal");
 	int64_t a, b;
 	off_t most = 0;
 	struct stat sb;
-	size_t bad;
 
 	st_store_sqlite_checkpoints(s, 20, 200);
 	a = store_user(s, "alice", ik_a);
 	b = store_user(s, "bob", ik_b);
 	for (int i = 0; i < 1500; i++) {
-		memset(env, 'a' + i % 26, got.len);
-		memcpy(env, "{\"x\":\"", 6);
-		memcpy(env + got.len - 2, "\"}", 2);
-		env[got.len] = '\0';
-		memset(&m, 0, sizeof(m));
-		m.to = "bob";
-		memcpy(m.to_ik, ik_b, 16);
-		m.client_id[14] = (unsigned char)(i >> 8);
-		m.client_id[15] = (unsigned char)i;
-		m.envelope = env;
-		m.envlen = got.len;
 		assert_int_equal(st_store_begin(s), 0);
-		assert_int_equal(st_store_msgs_post(s, a, "alice", &m, 1,
-		                                    st_now_ms(), 10000, &bad), 0);
+		post_big(s, a, ik_b, env, got.len, i);
 		assert_int_equal(st_store_commit(s), 0);
 		if (stat(wal, &sb) == 0 && sb.st_size > most)
 			most = sb.st_size;
 	}
 	assert_true(most > 200 * 4096);
 	assert_true(most < 12 << 20);
-	assert_int_equal(st_store_msgs_fetch(s, b, 2000, big_row, &got), 1500);
-	assert_int_equal(got.bad, 0);
-	s = reopen(f);
-	got.n = 0;
-	assert_int_equal(st_store_msgs_fetch(s, b, 2000, big_row, &got), 1500);
-	assert_int_equal(got.bad, 0);
+	all_there(f, b, &got, 1500);
 	free(wal);
 	free(env);
 }

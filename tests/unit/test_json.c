@@ -183,19 +183,31 @@ static void depth(void **state)
 	free(s);
 }
 
-/* The text of the value the raw view finds, or "" when it finds none. */
-static char *raw_member(const char *doc, const char *key, int *loose)
+/*
+ * The text of member key's value in doc as the raw views find it, or
+ * "(none)", "(escaped)" or "(cut)"; loose as st_json_raw_end() sets it
+ * (-1 when it was not reached).
+ */
+static void raw_member(const char *doc, const char *key, const char *want,
+                       int want_loose)
 {
 	const char *e = doc + strlen(doc), *v, *end;
-	int rc;
+	int rc, loose = 0;
+	char *got;
 
-	*loose = 0;
 	rc = st_json_raw_get(doc, e, key, &v);
-	if (rc != 1)
-		return st_strdup(rc == 0 ? "(none)" : "(escaped)");
-	if (!(end = st_json_raw_end(v, e, loose)))
-		return st_strdup("(cut)");
-	return st_strndup(v, (size_t)(end - v));
+	if (rc != 1) {
+		got = st_strdup(rc == 0 ? "(none)" : "(escaped)");
+		loose = -1;
+	} else if (!(end = st_json_raw_end(v, e, &loose))) {
+		got = st_strdup("(cut)");
+		loose = -1;
+	} else {
+		got = st_strndup(v, (size_t)(end - v));
+	}
+	assert_string_equal(got, want);
+	assert_int_equal(loose, want_loose);
+	free(got);
 }
 
 /*
@@ -210,42 +222,37 @@ static void raw_views(void **state)
 	    " { \"a\" : \"x\\\\\" , \"s\":\"q\\\"}]\\\\\\\"\",\"n\":-1.5e3,"
 	    "\"t\":true,\"arr\":[1,{\"k\":[null,\"]\"]},\"\\\\\"],"
 	    "\"o\":{\"p\":{\"q\":\"}\"}},\"sp\":{ \"x\" :[1 , 2]}} ";
+	static const struct {
+		const char *doc, *key, *want;
+		int loose;
+	} cases[] = {
+		{ doc, "a", "\"x\\\\\"", 0 },
+		{ doc, "s", "\"q\\\"}]\\\\\\\"\"", 0 },
+		{ doc, "n", "-1.5e3", 0 },
+		{ doc, "t", "true", 0 },
+		{ doc, "o", "{\"p\":{\"q\":\"}\"}}", 0 },
+		{ doc, "sp", "{ \"x\" :[1 , 2]}", 1 },
+		{ doc, "q", "(none)", -1 },
+		{ doc, "arr", "[1,{\"k\":[null,\"]\"]},\"\\\\\"]", 0 },
+		/* a name spelled with an escape might be the one asked for */
+		{ "{\"\\u0061\":1,\"b\":2}", "b", "(escaped)", -1 },
+		/* the twin: an escape after the member asked for is not reached */
+		{ "{\"b\":2,\"\\u0061\":1}", "b", "2", 0 },
+		/* not an object, and text cut short */
+		{ "[1]", "b", "(escaped)", -1 },
+		{ "{\"b\":\"abc", "b", "(cut)", -1 },
+	};
 	static const char empty[] = "[]";
 	const char *items[3], *e = doc + sizeof(doc) - 1, *arr;
 	struct st_json *j;
-	char *v;
-	int loose;
 
 	(void)state;
 	j = st_json_parse(doc, strlen(doc), 1024, "doc");
 	assert_non_null(j);
 	st_json_free(j);
-	v = raw_member(doc, "a", &loose);
-	assert_string_equal(v, "\"x\\\\\"");
-	free(v);
-	v = raw_member(doc, "s", &loose);
-	assert_string_equal(v, "\"q\\\"}]\\\\\\\"\"");
-	free(v);
-	v = raw_member(doc, "n", &loose);
-	assert_string_equal(v, "-1.5e3");
-	free(v);
-	v = raw_member(doc, "t", &loose);
-	assert_string_equal(v, "true");
-	free(v);
-	v = raw_member(doc, "o", &loose);
-	assert_string_equal(v, "{\"p\":{\"q\":\"}\"}}");
-	assert_int_equal(loose, 0);
-	free(v);
-	v = raw_member(doc, "sp", &loose);
-	assert_string_equal(v, "{ \"x\" :[1 , 2]}");
-	assert_int_equal(loose, 1);
-	free(v);
-	v = raw_member(doc, "q", &loose);
-	assert_string_equal(v, "(none)");
-	free(v);
-	v = raw_member(doc, "arr", &loose);
-	assert_string_equal(v, "[1,{\"k\":[null,\"]\"]},\"\\\\\"]");
-	free(v);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		raw_member(cases[i].doc, cases[i].key, cases[i].want,
+		           cases[i].loose);
 	/* the array's three elements, and a wrong count refused */
 	assert_int_equal(st_json_raw_get(doc, e, "arr", &arr), 1);
 	assert_int_equal(st_json_raw_items(arr, e, items, 3), 0);
@@ -254,21 +261,6 @@ static void raw_views(void **state)
 	assert_int_equal(strncmp(items[2], "\"\\\\\"]", 5), 0);
 	assert_int_equal(st_json_raw_items(arr, e, items, 2), -1);
 	assert_int_equal(st_json_raw_items(empty, empty + 2, items, 0), 0);
-	/* a name spelled with an escape might be the one asked for */
-	v = raw_member("{\"\\u0061\":1,\"b\":2}", "b", &loose);
-	assert_string_equal(v, "(escaped)");
-	free(v);
-	/* the twin: the escape after the member asked for is not reached */
-	v = raw_member("{\"b\":2,\"\\u0061\":1}", "b", &loose);
-	assert_string_equal(v, "2");
-	free(v);
-	/* not an object, and text cut short */
-	v = raw_member("[1]", "b", &loose);
-	assert_string_equal(v, "(escaped)");
-	free(v);
-	v = raw_member("{\"b\":\"abc", "b", &loose);
-	assert_string_equal(v, "(cut)");
-	free(v);
 }
 
 /* Brackets inside strings, escaped quotes included, are not nesting. */
