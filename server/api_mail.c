@@ -118,7 +118,7 @@ static void post_finish(struct st_api *a, struct st_job *j,
 /*
  * Where each entry starts in the body, so that its envelope can be stored
  * as sent: Jansson has just checked the text, and encoding its tree again
- * cost a quarter of a post's time.  NULL when they cannot be found (a
+ * cost about 4 us of a post's 60.  NULL when they cannot be found (a
  * member's name spelled with an escape); then every envelope is encoded.
  */
 static const char **raw_entries(const struct st_api_req *q, size_t n)

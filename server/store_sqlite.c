@@ -631,7 +631,7 @@ static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
 static void *checkpointer(void *arg)
 {
 	struct sq_store *q = arg;
-	int rc, nlog, ndone;
+	int rc, nlog, ndone, failing = 0;
 
 	pthread_mutex_lock(&q->ck_mu);
 	for (;;) {
@@ -643,13 +643,16 @@ static void *checkpointer(void *arg)
 		rc = sqlite3_wal_checkpoint_v2(q->ck->db, NULL,
 		                               SQLITE_CHECKPOINT_PASSIVE, &nlog,
 		                               &ndone);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		/* a failure says so once, and the next commit tries again */
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY && !failing)
 			fprintf(stderr, "%s: checkpoint of %s: %s\n",
 			        st_progname(), q->path, sqlite3_errmsg(q->ck->db));
+		failing = rc != SQLITE_OK && rc != SQLITE_BUSY;
 		pthread_mutex_lock(&q->ck_mu);
-		atomic_store(&q->ck_done, ndone);
-		atomic_store(&q->ck_state, nlog >= q->ck_restart ? CK_TAIL :
-		             CK_IDLE);
+		if (rc == SQLITE_OK && ndone >= 0)
+			atomic_store(&q->ck_done, ndone);
+		atomic_store(&q->ck_state, rc == SQLITE_OK &&
+		             nlog >= q->ck_restart ? CK_TAIL : CK_IDLE);
 	}
 	pthread_mutex_unlock(&q->ck_mu);
 	return NULL;
@@ -658,13 +661,14 @@ static void *checkpointer(void *arg)
 /* Before the writer's BEGIN: finish a pass the checkpointer has made. */
 static void ckpt_tail(struct sq_store *q)
 {
+	int nlog, ndone;
+
 	if (atomic_load(&q->ck_state) != CK_TAIL)
 		return;
-	int nlog = 0, ndone = 0;
-
-	sqlite3_wal_checkpoint_v2(q->w->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-	                          &nlog, &ndone);
-	atomic_store(&q->ck_done, ndone);
+	/* a failure leaves the WAL as it is: the checkpointer tries again */
+	if (sqlite3_wal_checkpoint_v2(q->w->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	                              &nlog, &ndone) == SQLITE_OK && ndone >= 0)
+		atomic_store(&q->ck_done, ndone);
 	atomic_store(&q->ck_state, CK_IDLE);
 }
 
