@@ -223,6 +223,16 @@ struct st_json;
  */
 struct st_json *st_json_parse(const char *buf, size_t len, size_t max,
                               const char *what);
+/*
+ * st_json_parse(), except that Jansson reads the text with every value
+ * string of minlen bytes or more of plain ASCII (0x20-0x7e but no quote or
+ * backslash) emptied: such a string is valid wherever it stands, so the
+ * verdict is the same, and Jansson's byte-at-a-time lexer is spared its
+ * bytes.  Those strings are "" in the tree; the caller reads them from buf
+ * with the raw views below.  Members' names are never emptied.
+ */
+struct st_json *st_json_parse_skim(const char *buf, size_t len, size_t max,
+                                   const char *what, size_t minlen);
 /* Depth pre-scan alone: 0 when no deeper than maxdepth. */
 int st_json_depth_ok(const char *buf, size_t len, int maxdepth);
 /*

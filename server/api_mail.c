@@ -17,6 +17,8 @@
 
 #include "api.h"
 
+/* value strings this long are skimmed (see post_parse) */
+#define SKIM_MIN 256
 #define MAX_ENTRIES 100
 #define MAX_ACKS 1000
 
@@ -139,7 +141,7 @@ static const char **raw_entries(const struct st_api_req *q, size_t n)
  * that the relay stores and serves compact JSON either way.
  */
 static char *envelope_text(const struct st_api_req *q, const char *item,
-                           const struct st_json *env)
+                           const struct st_json *env, int skimmed)
 {
 	const char *e = (const char *)q->body.data + q->body.len, *v, *end;
 	int loose = 0;
@@ -147,12 +149,13 @@ static char *envelope_text(const struct st_api_req *q, const char *item,
 	if (item && st_json_raw_get(item, e, "envelope", &v) == 1 &&
 	    (end = st_json_raw_end(v, e, &loose)) && !loose && *v == '{')
 		return st_strndup(v, (size_t)(end - v));
-	return st_json_dump(env);
+	/* a skimmed tree lacks the long strings: the caller parses again */
+	return skimmed ? NULL : st_json_dump(env);
 }
 
 static int entry(struct st_api *a, const struct st_api_req *q,
                  const char *item, struct st_json *e, size_t i,
-                 struct post_job *p, struct st_api_resp *r)
+                 struct post_job *p, struct st_api_resp *r, int skimmed)
 {
 	const char *to, *cid;
 	size_t tolen, cidlen;
@@ -185,7 +188,8 @@ static int entry(struct st_api *a, const struct st_api_req *q,
 	st_hex_decode(cid, p->m[i].client_id, 16);
 	memcpy(p->to[i], to, tolen + 1);
 	p->m[i].to = p->to[i];
-	p->env[i] = envelope_text(q, item, env);
+	if (!(p->env[i] = envelope_text(q, item, env, skimmed)))
+		return -1;
 	p->m[i].envelope = p->env[i];
 	p->m[i].envlen = strlen(p->env[i]);
 	if (p->m[i].envlen > a->conf->max_envelope) {
@@ -196,49 +200,78 @@ static int entry(struct st_api *a, const struct st_api_req *q,
 	return 0;
 }
 
-void st_api_msg_post(struct st_api *a, struct st_api_req *q,
-                     struct st_api_resp *r)
+/*
+ * The job for the body, or NULL with the error in r.  Skimmed, Jansson
+ * reads the body with the envelopes' long strings emptied, which saves
+ * about a fifth of a post's CPU (its lexer takes a byte at a time); the
+ * envelopes are then taken from the body as sent.  That needs every one
+ * of them compact, so NULL without an answer when one is not, as on any
+ * error: the caller then goes the plain way, which answers the error.
+ */
+static struct post_job *post_parse(struct st_api *a, struct st_api_req *q,
+                                   struct st_api_resp *r, int skimmed)
 {
 	struct st_json *b, *arr;
-	struct post_job *p;
+	struct post_job *p = NULL;
 	const char **items;
-	size_t n;
+	size_t n, i;
 
-	if (!(b = st_api_parse(q, r)))
-		return;
+	b = skimmed ? st_json_parse_skim((const char *)q->body.data,
+	                                 q->body.len, q->body.len,
+	                                 "request body", SKIM_MIN) :
+	    st_api_parse(q, r);
+	if (!b || (skimmed && !st_json_is_object(b)))
+		goto done;
 	if (st_json_get_arr(b, "messages", &arr) < 0 ||
 	    (n = st_json_array_size(arr)) < 1 || n > MAX_ENTRIES) {
 		st_api_error(r, 400, "bad_request", "'messages' must be an "
 		             "array of 1 to %d entries", MAX_ENTRIES);
-		st_json_free(b);
-		return;
+		goto done;
 	}
+	items = raw_entries(q, n);
+	if (skimmed && !items)
+		goto done;
 	p = post_new(n);
 	p->j.write = post_write;
 	p->j.finish = post_finish;
 	p->j.free = post_free;
-	items = raw_entries(q, n);
-	for (size_t i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		p->n = i + 1;
 		if (entry(a, q, items ? items[i] : NULL,
-		          st_json_array_get(arr, i), i, p, r) < 0) {
-			free(items);
-			goto fail;
-		}
+		          st_json_array_get(arr, i), i, p, r, skimmed) < 0)
+			break;
 	}
 	free(items);
+	if (i < n) {
+		post_free(&p->j);
+		p = NULL;
+	}
+done:
 	st_json_free(b);
-	b = NULL;
-	if (st_api_limit(a, r, ST_RL_MESSAGES, q->user, (double)n) < 0)
-		goto fail;
+	return p;
+}
+
+void st_api_msg_post(struct st_api *a, struct st_api_req *q,
+                     struct st_api_resp *r)
+{
+	struct st_api_resp quiet;
+	struct post_job *p;
+	size_t n;
+
+	st_api_resp_init(&quiet);
+	p = post_parse(a, q, &quiet, 1);
+	st_api_resp_free(&quiet);
+	if (!p && !(p = post_parse(a, q, r, 0)))
+		return;
+	n = p->n;
+	if (st_api_limit(a, r, ST_RL_MESSAGES, q->user, (double)n) < 0) {
+		post_free(&p->j);
+		return;
+	}
 	p->uid = q->uid;
 	memcpy(p->user, q->user, sizeof(p->user));
 	p->now = st_now_ms();
 	st_api_defer(r, &p->j);
-	return;
-fail:
-	st_json_free(b);
-	post_free(&p->j);
 }
 
 /* ---- GET /v1/messages and GET /v1/channels/NAME ---- */

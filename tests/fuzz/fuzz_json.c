@@ -4,7 +4,8 @@
  * every member of what parsed.  Checked beyond not crashing: a parse under
  * a cap one byte too small fails, and what parsed dumps to text that
  * parses again and dumps the same (so a value read from a peer can be
- * stored and read back).
+ * stored and read back).  Skimming the text changes nothing but the
+ * emptied strings.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -76,10 +77,44 @@ static void walk(const struct st_json *j, int depth)
 	}
 }
 
+/*
+ * k is j as st_json_parse_skim() gives it: the same but for strings that
+ * may be empty in k.
+ */
+static int skimmed_of(json_t *j, json_t *k)
+{
+	const char *key;
+	json_t *v;
+
+	if (json_is_string(j) && json_is_string(k))
+		return json_string_length(k) == 0 || json_equal(j, k);
+	if (json_typeof(j) != json_typeof(k))
+		return 0;
+	if (json_is_object(j)) {
+		if (json_object_size(j) != json_object_size(k))
+			return 0;
+		json_object_foreach(j, key, v) {
+			if (!json_object_get(k, key) ||
+			    !skimmed_of(v, json_object_get(k, key)))
+				return 0;
+		}
+		return 1;
+	}
+	if (json_is_array(j)) {
+		if (json_array_size(j) != json_array_size(k))
+			return 0;
+		for (size_t i = 0; i < json_array_size(j); i++)
+			if (!skimmed_of(json_array_get(j, i), json_array_get(k, i)))
+				return 0;
+		return 1;
+	}
+	return json_equal(j, k);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *buf = (const char *)data;
-	struct st_json *j, *again;
+	struct st_json *j, *k, *again;
 	char *d1, *d2;
 
 	/* the depth pre-scan alone, at a few depths */
@@ -87,6 +122,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	st_json_depth_ok(buf, size, 1);
 	st_json_depth_ok(buf, size, ST_JSON_MAX_DEPTH);
 	j = st_json_parse(buf, size, size, "input");
+	/* skimmed (every plain value string emptied), the same verdict */
+	k = st_json_parse_skim(buf, size, size, "input", 1);
+	CHECK(!j == !k);
+	if (k)
+		CHECK(skimmed_of(J(j), J(k)));
+	st_json_free(k);
 	if (!j)
 		return 0;
 	/* the cap counts every byte */

@@ -405,32 +405,68 @@ static void fetch_ack(struct fx *f, const char *tok, const char *served)
 	                 204);
 }
 
+/* s with each @ replaced by 300 plain bytes, in out (n bytes) */
+static const char *longs(const char *s, char *out, size_t n)
+{
+	size_t o = 0;
+
+	for (; *s; s++) {
+		size_t k = *s == '@' ? 300 : 1;
+
+		assert_true(o + k < n);
+		memset(out + o, *s == '@' ? 'Q' : *s, k);
+		o += k;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /*
  * A compact envelope is stored as it was sent (not decoded and encoded
  * again); one with whitespace, or in a body whose member names are spelled
  * with escapes, is encoded compactly.  Either way the relay serves the same
- * JSON object, and the raw text it splices into a fetch is compact.
+ * JSON object, and the raw text it splices into a fetch is compact.  An @
+ * stands for a string long enough to be skimmed: it must come back whole
+ * whichever way the envelope went, and a bad body must get the answer it
+ * got before skimming.
  */
 static void envelope_as_sent(void **state)
 {
 	static const struct {
 		const char *entry;      /* after {"messages":[{ */
-		const char *served;     /* the stored text */
+		const char *served;     /* the stored text, or NULL */
+		int status;
 	} cases[] = {
 		{ "\"envelope\":{\"v\":1,\"ct\":\"a\\\"}\\\\\"}",
-		  "{\"v\":1,\"ct\":\"a\\\"}\\\\\"}" },
+		  "{\"v\":1,\"ct\":\"a\\\"}\\\\\"}", 201 },
 		/* kept as sent: Jansson would write \/ as / */
 		{ "\"envelope\":{\"v\":1,\"ct\":\"a\\/b\"}",
-		  "{\"v\":1,\"ct\":\"a\\/b\"}" },
+		  "{\"v\":1,\"ct\":\"a\\/b\"}", 201 },
 		{ "\"envelope\": { \"v\" : 1 ,\n\"ct\":\"a b\" }",
-		  "{\"v\":1,\"ct\":\"a b\"}" },
+		  "{\"v\":1,\"ct\":\"a b\"}", 201 },
 		{ "\"\\u0065nvelope\":{\"v\":1,\"ct\":\"a\\/b\"}",
-		  "{\"v\":1,\"ct\":\"a/b\"}" },
+		  "{\"v\":1,\"ct\":\"a/b\"}", 201 },
+		{ "\"envelope\":{\"v\":1,\"ct\":\"@\",\"h\":\"@\"}",
+		  "{\"v\":1,\"ct\":\"@\",\"h\":\"@\"}", 201 },
+		{ "\"envelope\":{\"v\": 1,\"ct\":\"@\"}",
+		  "{\"v\":1,\"ct\":\"@\"}", 201 },
+		{ "\"\\u0065nvelope\":{\"ct\":\"@\",\"x\":\"a\\/\"}",
+		  "{\"ct\":\"@\",\"x\":\"a/\"}", 201 },
+		{ "\"@\":\"@\",\"envelope\":{\"ct\":\"@\"}",
+		  "{\"ct\":\"@\"}", 201 },
+		/* names are not skimmed: two that differ are two */
+		{ "\"@a\":1,\"@b\" :2,\"envelope\":{\"@x\":1,\"@y\":2}",
+		  "{\"@x\":1,\"@y\":2}", 201 },
+		/* and a repeated one is still refused */
+		{ "\"@\":1,\"@\" :2,\"envelope\":{\"ct\":\"@\"}", NULL, 400 },
+		{ "\"envelope\":{\"@\":1,\"@\":2}", NULL, 400 },
+		{ "\"envelope\":{\"ct\":\"@\001\"}", NULL, 400 },
+		{ "\"envelope\":\"@\"", NULL, 400 },
 	};
 	struct fx *f = *state;
 	struct st_json *g = golden();
 	const char *bob_ik;
-	char *tok, body[512];
+	char *tok, entry[2048], body[4096], served[2048];
 
 	if (!g)
 		skip();
@@ -438,11 +474,21 @@ static void envelope_as_sent(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(body, sizeof(body), "{\"messages\":[{\"to\":\"bob\","
 		         "\"to_ik\":\"%s\",\"client_id\":\"%032zx\",%s}]}",
-		         bob_ik, i + 1, cases[i].entry);
+		         bob_ik, i + 1, longs(cases[i].entry, entry,
+		                              sizeof(entry)));
 		assert_int_equal(req(f, "POST", "/v1/messages", NULL, tok,
-		                     body), 201);
-		fetch_ack(f, tok, cases[i].served);
+		                     body), cases[i].status);
+		if (cases[i].served)
+			fetch_ack(f, tok, longs(cases[i].served, served,
+			                        sizeof(served)));
 	}
+	/* a long name where bob's goes: the same answer as ever */
+	snprintf(body, sizeof(body), "{\"messages\":[{\"to\":\"%s\","
+	         "\"to_ik\":\"%s\",\"client_id\":\"%032x\",\"envelope\":"
+	         "{}}]}", longs("@", entry, sizeof(entry)), bob_ik, 99);
+	assert_int_equal(req(f, "POST", "/v1/messages", NULL, tok, body), 400);
+	assert_non_null(strstr((char *)f->r.body.data, "messages[0].to is not "
+	                       "a user name"));
 	free(tok);
 	st_json_free(g);
 }

@@ -264,6 +264,62 @@ static void raw_views(void **state)
 }
 
 /* Brackets inside strings, escaped quotes included, are not nesting. */
+/*
+ * Skimming: Jansson's verdict on the skimmed text is its verdict on the
+ * text itself, and the tree differs only in long plain value strings, now
+ * empty.  minlen 4 here; want is a's value in the skimmed tree, or NULL
+ * when both parsers must refuse the text.
+ */
+static void skim(void **state)
+{
+	static const struct {
+		const char *doc, *want;
+	} cases[] = {
+		{ "{\"a\":\"abcd\"}", "" },
+		{ "{\"a\":\"abc\"}", "abc" },
+		{ "{\"b\":[\"abcd\",{\"c\":\"efgh\"}],\"a\":\"abcd\"}", "" },
+		/* names are left whole: two long ones that differ are two */
+		{ "{\"abcd\":1,\"abce\" \n:2,\"a\":\"x\"}", "x" },
+		/* and the same one twice is refused */
+		{ "{\"abcd\":1,\"abcd\":2,\"a\":\"x\"}", NULL },
+		/* not plain: an escape, a backslash, UTF-8, a control byte */
+		{ "{\"a\":\"ab\\\"cd\"}", "ab\"cd" },
+		{ "{\"a\":\"abcd\\\\\"}", "abcd\\" },
+		{ "{\"a\":\"abcd\xc3\xa9\"}", "abcd\xc3\xa9" },
+		{ "{\"a\":\"abcd\xff\"}", NULL },
+		{ "{\"a\":\"abcd\001\"}", NULL },
+		/* broken around a long string */
+		{ "{\"a\":\"abcdefg", NULL },
+		{ "{\"a\":\"abcd\"", NULL },
+		{ "{\"a\":\"abcd\":1}", NULL },
+		{ "{\"a\" \"abcd\"}", NULL },
+		{ "{\"a\":\"abcd\"}x", NULL },
+		{ "{\"a\":abcd\"efgh\"}", NULL },
+		{ "\"abcd\"", NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *d = cases[i].doc, *v;
+		struct st_json *j = st_json_parse(d, strlen(d), 1024, "doc");
+		struct st_json *k = st_json_parse_skim(d, strlen(d), 1024,
+		                                       "doc", 4);
+
+		if (!cases[i].want) {
+			if (j || k)
+				fail_msg("case %zu: %s and %s", i, j ? "parsed" :
+				         "refused", k ? "skimmed" : "refused");
+			continue;
+		}
+		assert_non_null(j);
+		assert_non_null(k);
+		assert_int_equal(st_json_get_str(k, "a", &v, NULL), 0);
+		assert_string_equal(v, cases[i].want);
+		st_json_free(j);
+		st_json_free(k);
+	}
+}
+
 static void depth_ignores_strings(void **state)
 {
 	struct st_buf b;
@@ -640,6 +696,7 @@ int main(void)
 		cmocka_unit_test(build_and_dump),
 		cmocka_unit_test(jansson_frees_wiped),
 		cmocka_unit_test(raw_views),
+		cmocka_unit_test(skim),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
