@@ -194,34 +194,24 @@ static int plain(unsigned char c)
 	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 }
 
-/* Past the closing quote of the string whose text starts at p, or e. */
-static const char *str_skip(const char *p, const char *e)
-{
-	for (; p < e; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
-			return p + 1;
-	}
-	return e;
-}
-
 /*
- * buf with the text of every long plain value string dropped, into out
- * (len bytes); its length, or 0 when there is none to drop.  See
- * st_json_parse_skim() for why Jansson's verdict on it is its verdict on
- * buf.  Outside strings only a quote matters, so memchr finds the next.
+ * buf with the text of every long plain value string dropped, in *out
+ * (len bytes, allocated at the first drop); its length, or 0 when there
+ * is none to drop.  See st_json_parse_skim() for why Jansson's verdict on
+ * it is its verdict on buf.  Outside strings only a quote matters, so
+ * memchr finds the next.
  */
-static size_t skim(const char *buf, size_t len, size_t minlen, char *out)
+static size_t skim(const char *buf, size_t len, size_t minlen, char **out)
 {
 	const char *p = buf, *e = buf + len, *from = buf, *s, *q, *n;
 	size_t o = 0;
 
-	while ((p = memchr(p, '"', (size_t)(e - p)))) {
+	while (p && (p = memchr(p, '"', (size_t)(e - p)))) {
 		for (s = q = p + 1; q < e && plain((unsigned char)*q); q++)
 			;
 		if (q >= e || *q != '"' || (size_t)(q - s) < minlen) {
-			p = str_skip(q, e);
+			/* s..q is plain, so no backslash before q escapes */
+			p = q < e ? str_end(q, e) : NULL;
 			continue;
 		}
 		/* a member's name is left whole: duplicates must still show */
@@ -231,30 +221,32 @@ static size_t skim(const char *buf, size_t len, size_t minlen, char *out)
 			p = q + 1;
 			continue;
 		}
-		memcpy(out + o, from, (size_t)(s - from));
+		if (!*out)
+			*out = st_malloc(len);
+		memcpy(*out + o, from, (size_t)(s - from));
 		o += (size_t)(s - from);
 		from = q;
 		p = q + 1;
 	}
 	if (from == buf)
 		return 0;
-	memcpy(out + o, from, (size_t)(e - from));
+	memcpy(*out + o, from, (size_t)(e - from));
 	return o + (size_t)(e - from);
 }
 
 struct st_json *st_json_parse_skim(const char *buf, size_t len, size_t max,
                                    const char *what, size_t minlen)
 {
-	char *t;
+	char *t = NULL;
 	size_t n;
 	struct st_json *j;
 
 	if (len > max || !len)
 		return st_json_parse(buf, len, max, what);
-	t = st_malloc(len);
-	n = skim(buf, len, minlen, t);
+	n = skim(buf, len, minlen, &t);
 	j = st_json_parse(n ? t : buf, n ? n : len, max, what);
-	st_free_wiped(t);
+	if (t)
+		st_free_wiped(t);
 	return j;
 }
 
