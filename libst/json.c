@@ -245,8 +245,7 @@ struct st_json *st_json_parse_skim(const char *buf, size_t len, size_t max,
 		return st_json_parse(buf, len, max, what);
 	n = skim(buf, len, minlen, &t);
 	j = st_json_parse(n ? t : buf, n ? n : len, max, what);
-	if (t)
-		st_free_wiped(t);
+	st_free_wiped(t);
 	return j;
 }
 
